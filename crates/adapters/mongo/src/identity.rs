@@ -1,0 +1,277 @@
+//! Users, refresh tokens and signing keys.
+
+use async_trait::async_trait;
+use futures::TryStreamExt as _;
+use galley_identity::{
+    ConsumeOutcome, InsertUserError, RefreshRecord, RefreshTokenStore, SigningKeyStore, StoreError,
+    StoredSigningKey, UniqueField, User, UserRepository,
+};
+use galley_kernel::UserId;
+use mongodb::Collection;
+use mongodb::bson::{self, doc};
+use mongodb::options::{FindOneAndUpdateOptions, FindOptions, ReturnDocument};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{MongoStore, instant, is_duplicate_key, micros, translate};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UserDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    username: String,
+    username_key: String,
+    email: String,
+    given_name: Option<String>,
+    password_hash: String,
+    created_us: i64,
+}
+
+impl UserDoc {
+    fn into_user(self) -> Result<User, StoreError> {
+        Ok(User {
+            id: UserId::new(self.id),
+            username: self.username,
+            email: self.email,
+            given_name: self.given_name,
+            password_hash: self.password_hash,
+            created_at: instant(self.created_us, "users.created_us")?,
+        })
+    }
+}
+
+/// Users; unique indexes on `username_key` and `email` decide duplicates, even under races.
+#[derive(Debug, Clone)]
+pub struct MongoUserRepository {
+    users: Collection<UserDoc>,
+}
+
+impl MongoUserRepository {
+    pub fn new(store: &MongoStore) -> Self {
+        Self { users: store.database().collection("users") }
+    }
+
+    /// Every unique field of `user` already held by someone else.
+    async fn taken(&self, user: &User) -> Result<Vec<UniqueField>, StoreError> {
+        let mut taken = Vec::new();
+        let username = self.users.count_documents(
+            doc! { "username_key": User::username_key(&user.username), "_id": { "$ne": user.id.as_str() } },
+        );
+        if username.await.map_err(translate)? > 0 {
+            taken.push(UniqueField::Username);
+        }
+        let email =
+            self.users.count_documents(doc! { "email": &user.email, "_id": { "$ne": user.id.as_str() } });
+        if email.await.map_err(translate)? > 0 {
+            taken.push(UniqueField::Email);
+        }
+        Ok(taken)
+    }
+}
+
+#[async_trait]
+impl UserRepository for MongoUserRepository {
+    async fn insert(&self, user: &User) -> Result<(), InsertUserError> {
+        let document = UserDoc {
+            id: user.id.as_str().to_owned(),
+            username: user.username.clone(),
+            username_key: User::username_key(&user.username),
+            email: user.email.clone(),
+            given_name: user.given_name.clone(),
+            password_hash: user.password_hash.clone(),
+            created_us: micros(user.created_at),
+        };
+        match self.users.insert_one(document).await {
+            Ok(_) => Ok(()),
+            Err(error) if is_duplicate_key(&error) => {
+                let taken = self.taken(user).await?;
+                if taken.is_empty() {
+                    // The id itself collided: not a user-facing conflict.
+                    Err(InsertUserError::Store(StoreError::Internal(error.to_string())))
+                } else {
+                    Err(InsertUserError::Duplicate(taken))
+                }
+            }
+            Err(error) => Err(InsertUserError::Store(translate(error))),
+        }
+    }
+
+    async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let found = self
+            .users
+            .find_one(doc! { "username_key": User::username_key(username) })
+            .await
+            .map_err(translate)?;
+        found.map(UserDoc::into_user).transpose()
+    }
+
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.users
+            .find_one(doc! { "_id": id.as_str() })
+            .await
+            .map_err(translate)?
+            .map(UserDoc::into_user)
+            .transpose()
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        crate::store::ping(self.users.client()).await
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RefreshDoc {
+    #[serde(rename = "_id")]
+    token_hash: String,
+    family_id: String,
+    user_id: String,
+    issued_us: i64,
+    expires_us: i64,
+    /// A BSON date for the TTL index that deletes expired tokens.
+    expires_at: bson::DateTime,
+    used: bool,
+    revoked: bool,
+}
+
+impl RefreshDoc {
+    fn record(&self) -> Result<RefreshRecord, StoreError> {
+        Ok(RefreshRecord {
+            token_hash: self.token_hash.clone(),
+            family_id: self.family_id.clone(),
+            user_id: UserId::new(self.user_id.clone()),
+            issued_at: instant(self.issued_us, "refresh_tokens.issued_us")?,
+            expires_at: instant(self.expires_us, "refresh_tokens.expires_us")?,
+        })
+    }
+}
+
+/// Refresh tokens; `consume` is one atomic `findOneAndUpdate` on `used: false`.
+#[derive(Debug, Clone)]
+pub struct MongoRefreshTokenStore {
+    tokens: Collection<RefreshDoc>,
+}
+
+impl MongoRefreshTokenStore {
+    pub fn new(store: &MongoStore) -> Self {
+        Self { tokens: store.database().collection("refresh_tokens") }
+    }
+}
+
+#[async_trait]
+impl RefreshTokenStore for MongoRefreshTokenStore {
+    async fn insert(&self, record: &RefreshRecord) -> Result<(), StoreError> {
+        let document = RefreshDoc {
+            token_hash: record.token_hash.clone(),
+            family_id: record.family_id.clone(),
+            user_id: record.user_id.as_str().to_owned(),
+            issued_us: micros(record.issued_at),
+            expires_us: micros(record.expires_at),
+            expires_at: bson::DateTime::from_millis(record.expires_at.timestamp_millis()),
+            used: false,
+            revoked: false,
+        };
+        self.tokens.insert_one(document).await.map(|_| ()).map_err(translate)
+    }
+
+    async fn consume(&self, token_hash: &str) -> Result<ConsumeOutcome, StoreError> {
+        let options = FindOneAndUpdateOptions::builder().return_document(ReturnDocument::Before).build();
+        let fresh = self
+            .tokens
+            .find_one_and_update(
+                doc! { "_id": token_hash, "used": false, "revoked": false },
+                doc! { "$set": { "used": true } },
+            )
+            .with_options(options)
+            .await
+            .map_err(translate)?;
+        if let Some(document) = fresh {
+            return Ok(ConsumeOutcome::Fresh(document.record()?));
+        }
+        Ok(match self.tokens.find_one(doc! { "_id": token_hash }).await.map_err(translate)? {
+            None => ConsumeOutcome::Unknown,
+            Some(document) if document.revoked => ConsumeOutcome::Revoked,
+            Some(document) if document.used => ConsumeOutcome::Reused(document.record()?),
+            // Inserted after our update ran: treat as unknown, as the embedded store does.
+            Some(_) => ConsumeOutcome::Unknown,
+        })
+    }
+
+    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+        self.tokens
+            .update_many(doc! { "family_id": family_id }, doc! { "$set": { "revoked": true } })
+            .await
+            .map(|_| ())
+            .map_err(translate)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct KeyDoc {
+    #[serde(rename = "_id")]
+    kid: String,
+    private_pem: String,
+    created_us: i64,
+    retired_us: Option<i64>,
+}
+
+/// Signing keys shared by every replica of the issuer.
+#[derive(Debug, Clone)]
+pub struct MongoSigningKeyStore {
+    keys: Collection<KeyDoc>,
+}
+
+impl MongoSigningKeyStore {
+    pub fn new(store: &MongoStore) -> Self {
+        Self { keys: store.database().collection("signing_keys") }
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for MongoSigningKeyStore {
+    async fn load(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        let options = FindOptions::builder().sort(doc! { "created_us": 1, "_id": 1 }).build();
+        let docs: Vec<KeyDoc> = self
+            .keys
+            .find(doc! {})
+            .with_options(options)
+            .await
+            .map_err(translate)?
+            .try_collect()
+            .await
+            .map_err(translate)?;
+        docs.into_iter()
+            .map(|key| {
+                Ok(StoredSigningKey {
+                    kid: key.kid,
+                    private_pem: key.private_pem,
+                    created_at: instant(key.created_us, "signing_keys.created_us")?,
+                    retired_at: key
+                        .retired_us
+                        .map(|us| instant(us, "signing_keys.retired_us"))
+                        .transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+        let document = KeyDoc {
+            kid: key.kid.clone(),
+            private_pem: key.private_pem.clone(),
+            created_us: micros(key.created_at),
+            retired_us: key.retired_at.map(micros),
+        };
+        self.keys.insert_one(document).await.map(|_| ()).map_err(translate)
+    }
+
+    async fn retire(&self, kid: &str, at: chrono::DateTime<chrono::Utc>) -> Result<(), StoreError> {
+        self.keys
+            .update_one(doc! { "_id": kid }, doc! { "$set": { "retired_us": micros(at) } })
+            .await
+            .map(|_| ())
+            .map_err(translate)
+    }
+
+    async fn delete(&self, kid: &str) -> Result<(), StoreError> {
+        self.keys.delete_one(doc! { "_id": kid }).await.map(|_| ()).map_err(translate)
+    }
+}

@@ -1,0 +1,34 @@
+//! Axum glue shared by every Galley API: the HTTP behaviours a client sees the same way on every service.
+//!
+//! Module map:
+//! - [`problem`]: RFC 9457 problem details with a stable `code`, localized when rendered.
+//! - [`stack`]: the middleware stack (request id, tracing, locale negotiation, problem rendering, timeout,
+//!   panic catching, body limit) and the 404/405 fallbacks.
+//! - [`json`]: `JsonBody<T>`, a JSON extractor whose failures are localized problems (400/413/415/422).
+//! - [`query`]: strict query-string parsing that reports unknown and malformed parameters.
+//! - [`locale`]: the negotiated locale as an extractor.
+//! - [`health`]: `/health/live` and `/health/ready`.
+//! - [`serve`]: serving a router with graceful shutdown.
+//! - [`auth`]: the `Authenticated` extractor (bearer token or encrypted session cookie, CSRF check).
+//! - [`client`]: `ClientInfo`, the client's address and TLS, honouring trusted proxies only.
+//! - [`etag`]: `ETag`, `If-Match` and `If-None-Match` helpers for optimistic concurrency.
+
+pub mod auth;
+pub mod client;
+pub mod etag;
+pub mod health;
+pub mod json;
+pub mod locale;
+pub mod problem;
+pub mod query;
+pub mod serve;
+pub mod stack;
+
+pub use auth::{AuthConfig, Authenticated};
+pub use client::ClientInfo;
+pub use json::JsonBody;
+pub use locale::RequestLocale;
+pub use problem::Problem;
+pub use query::QueryParams;
+pub use serve::serve;
+pub use stack::{HttpContext, process_router, with_standard_layers};

@@ -1,0 +1,31 @@
+//! The identity bounded context: users, credentials, sessions and tokens, as rules and use cases.
+//! No web, database or crypto-library crate here: hashing, signing and storage are ports.
+//!
+//! Module map:
+//! - [`model`]: `User`, `Profile`, validated sign-up input, `Password` (never printed).
+//! - [`tokens`]: claims of access and ID tokens, `TokenSet`, `Principal`, refresh-token records.
+//! - [`ports`]: every port the use cases need (users, refresh tokens, revocation list, sign-in attempts,
+//!   password hasher, token signer/verifier, signing-key store) and the `IdentityProvider` port the
+//!   built-in provider and (later) Auth0 implement.
+//! - [`provider`]: `BuiltinIdentityProvider`, Galley as its own identity provider.
+//! - [`service`]: `AuthService`, what HTTP handlers call: provider + brute-force protection + token
+//!   authentication with revocation.
+//! - [`error`]: `IdentityError` and `AuthFailure`.
+
+pub mod error;
+pub mod model;
+pub mod ports;
+pub mod provider;
+pub mod service;
+pub mod tokens;
+
+pub use error::{AuthFailure, IdentityError, StoreError};
+pub use model::{Credentials, Password, Profile, SignUp, SignUpInput, User};
+pub use ports::{
+    AttemptState, AttemptTracker, Authenticator, ConsumeOutcome, IdentityProvider, InsertUserError,
+    PasswordHasher, RefreshTokenStore, RevocationList, SigningKeyStore, StoredSigningKey, TokenSigner,
+    TokenVerifier, UniqueField, UserRepository,
+};
+pub use provider::{BuiltinIdentityProvider, BuiltinPorts, TokenLifetimes};
+pub use service::{AuthService, LockoutPolicy, TokenAuthenticator};
+pub use tokens::{AccessClaims, Audience, IdClaims, IssuerConfig, Principal, RefreshRecord, TokenSet};

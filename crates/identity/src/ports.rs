@@ -1,0 +1,177 @@
+//! Identity ports. Each port documents its error contract; adapters translate their infrastructure
+//! errors into [`StoreError`] and never leak driver types.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use galley_kernel::UserId;
+
+use crate::error::{AuthFailure, IdentityError, StoreError};
+use crate::model::{Credentials, Password, Profile, SignUp, User};
+use crate::tokens::{AccessClaims, IdClaims, Principal, RefreshRecord, TokenSet};
+
+/// A field that must be unique across users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UniqueField {
+    Username,
+    Email,
+}
+
+impl UniqueField {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UniqueField::Username => "username",
+            UniqueField::Email => "email",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InsertUserError {
+    /// These unique fields are taken (both may be reported at once).
+    #[error("duplicate {0:?}")]
+    Duplicate(Vec<UniqueField>),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// User accounts. Usernames are unique case-insensitively ([`User::username_key`]); emails are stored
+/// lower-cased and unique.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait UserRepository: Send + Sync + std::fmt::Debug {
+    /// Stores a new user, or reports every unique field already taken.
+    async fn insert(&self, user: &User) -> Result<(), InsertUserError>;
+    /// The user whose username matches case-insensitively.
+    async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+    async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// What consuming a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConsumeOutcome {
+    /// It was valid and unused; it is now used (it cannot be consumed again).
+    Fresh(RefreshRecord),
+    /// It had been used before: a replay. The caller revokes the family.
+    Reused(RefreshRecord),
+    /// Its family was revoked (sign-out or an earlier replay).
+    Revoked,
+    /// No such token.
+    Unknown,
+}
+
+/// Refresh tokens, stored by hash. `consume` must be atomic: of two concurrent consumers of the same
+/// token exactly one sees `Fresh`.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait RefreshTokenStore: Send + Sync + std::fmt::Debug {
+    async fn insert(&self, record: &RefreshRecord) -> Result<(), StoreError>;
+    async fn consume(&self, token_hash: &str) -> Result<ConsumeOutcome, StoreError>;
+    /// Revokes every token of the family, used or not.
+    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError>;
+}
+
+/// Token and session ids revoked before their natural expiry. Entries only need to live as long as the
+/// tokens they revoke (`ttl`).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait RevocationList: Send + Sync + std::fmt::Debug {
+    async fn revoke(&self, id: &str, ttl: Duration) -> Result<(), StoreError>;
+    async fn is_revoked(&self, id: &str) -> Result<bool, StoreError>;
+}
+
+/// Failed sign-in counts in a fixed window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AttemptState {
+    /// Failures recorded in the current window.
+    pub failures: u32,
+    /// Time left in the current window (zero when there is none).
+    pub window_left: Duration,
+}
+
+/// Counts failed sign-ins per key (username, client address). Must be correct under concurrent
+/// requests from several replicas (atomic increments).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait AttemptTracker: Send + Sync + std::fmt::Debug {
+    /// Adds one failure; the first failure of a window starts it with length `window`.
+    async fn record_failure(&self, key: &str, window: Duration) -> Result<AttemptState, StoreError>;
+    async fn state(&self, key: &str) -> Result<AttemptState, StoreError>;
+    async fn reset(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Password hashing (Argon2id in production). Implementations run the work off the async threads.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + std::fmt::Debug {
+    async fn hash(&self, password: &Password) -> Result<String, IdentityError>;
+    /// Whether `password` matches `hash`. A malformed hash is an `Internal` error, not `false`.
+    async fn verify(&self, password: &Password, hash: &str) -> Result<bool, IdentityError>;
+}
+
+/// Signs tokens with the current signing key (its `kid` in the header).
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TokenSigner: Send + Sync + std::fmt::Debug {
+    async fn sign_access(&self, claims: &AccessClaims) -> Result<String, IdentityError>;
+    async fn sign_id(&self, claims: &IdClaims) -> Result<String, IdentityError>;
+}
+
+/// Verifies an access token's signature (algorithm pinned, key chosen by `kid`), issuer, audience and
+/// validity window. Revocation is checked by the caller.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait TokenVerifier: Send + Sync + std::fmt::Debug {
+    async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthFailure>;
+}
+
+/// A persisted signing key. Every replica of the issuer reads the same keys from the shared store.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    pub kid: String,
+    /// PKCS#8 PEM of the private key.
+    pub private_pem: String,
+    pub created_at: DateTime<Utc>,
+    /// When it stopped signing; it stays published until tokens it signed have expired.
+    pub retired_at: Option<DateTime<Utc>>,
+}
+
+impl std::fmt::Debug for StoredSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .field("created_at", &self.created_at)
+            .field("retired_at", &self.retired_at)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+pub trait SigningKeyStore: Send + Sync + std::fmt::Debug {
+    async fn load(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+    async fn insert(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
+    async fn retire(&self, kid: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
+    async fn delete(&self, kid: &str) -> Result<(), StoreError>;
+}
+
+/// An identity provider: Galley's built-in one, or Auth0.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
+    async fn sign_up(&self, sign_up: SignUp) -> Result<Profile, IdentityError>;
+    /// `InvalidCredentials` for an unknown user or a wrong password alike.
+    async fn sign_in(&self, credentials: &Credentials) -> Result<TokenSet, IdentityError>;
+    /// Rotates a refresh token; a reused one revokes its whole family.
+    async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError>;
+    /// Ends the principal's session: its refresh tokens stop working.
+    async fn sign_out(&self, principal: &Principal) -> Result<(), IdentityError>;
+    async fn profile(&self, user: &UserId) -> Result<Profile, IdentityError>;
+}
+
+/// Turns a bearer token into the request's principal (what the HTTP auth extractor calls).
+#[async_trait]
+pub trait Authenticator: Send + Sync + std::fmt::Debug {
+    async fn authenticate(&self, token: &str) -> Result<Principal, AuthFailure>;
+}

@@ -1,0 +1,346 @@
+//! Layered configuration.
+//!
+//! Precedence, lowest first:
+//! 1. built-in defaults (`#[serde(default)]` on every settings struct, so an empty environment works);
+//! 2. `<config dir>/default.toml`;
+//! 3. `<config dir>/<profile>.toml`, the profile coming from `GALLEY_PROFILE` (default `local`);
+//! 4. environment variables `GALLEY__SECTION__KEY` (double underscores separate levels, e.g.
+//!    `GALLEY__HTTP__BIND=0.0.0.0:8080`).
+//!
+//! Missing files are skipped. Unknown keys are ignored on purpose: all services share the `GALLEY__`
+//! namespace, so a variable meant for another service must not stop this one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(#[from] Box<figment::Error>);
+
+/// Where configuration comes from. [`ConfigSource::from_env`] is what binaries use.
+#[derive(Debug, Clone)]
+pub struct ConfigSource {
+    /// Directory holding `default.toml` and `<profile>.toml`.
+    pub dir: PathBuf,
+    /// Profile file to layer over the defaults (`local`, `production`, ...).
+    pub profile: String,
+    /// Read `GALLEY__*` environment variables (tests turn this off to stay hermetic).
+    pub read_env: bool,
+}
+
+impl ConfigSource {
+    /// `GALLEY_CONFIG_DIR` (default `config`) and `GALLEY_PROFILE` (default `local`).
+    pub fn from_env() -> Self {
+        Self {
+            dir: std::env::var_os("GALLEY_CONFIG_DIR").map_or_else(|| PathBuf::from("config"), PathBuf::from),
+            profile: std::env::var("GALLEY_PROFILE").unwrap_or_else(|_| "local".to_owned()),
+            read_env: true,
+        }
+    }
+
+    /// Built-in defaults only: no files, no environment.
+    pub fn defaults_only() -> Self {
+        Self { dir: PathBuf::from("/nonexistent"), profile: String::new(), read_env: false }
+    }
+
+    fn figment(&self) -> Figment {
+        let mut figment = Figment::new().merge(Toml::file(self.dir.join("default.toml")));
+        if !self.profile.is_empty() {
+            figment = figment.merge(Toml::file(self.dir.join(format!("{}.toml", self.profile))));
+        }
+        if self.read_env {
+            figment = figment.merge(Env::prefixed("GALLEY__").split("__"));
+        }
+        figment
+    }
+}
+
+/// Loads settings of type `T` from `source`, layered as described in the module docs.
+pub fn load_settings<T: DeserializeOwned>(source: &ConfigSource) -> Result<T, ConfigError> {
+    source.figment().extract().map_err(|error| ConfigError(Box::new(error)))
+}
+
+/// HTTP server settings shared by every API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Address to listen on; port 0 picks a free port (tests).
+    pub bind: SocketAddr,
+    /// Requests taking longer are answered with 408 and their work is dropped.
+    #[serde(with = "duration_secs")]
+    pub request_timeout: Duration,
+    /// Largest accepted request body in bytes; larger bodies get 413.
+    pub body_limit_bytes: usize,
+    /// How long in-flight requests may take to finish after a shutdown signal.
+    #[serde(with = "duration_secs")]
+    pub shutdown_grace: Duration,
+    /// Peers (addresses or CIDR blocks, e.g. nginx) whose `X-Forwarded-For`, `X-Real-IP` and
+    /// `X-Forwarded-Proto` headers are believed. Empty: the socket peer is the client.
+    #[serde(deserialize_with = "networks")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_timeout: Duration::from_secs(30),
+            body_limit_bytes: 1024 * 1024,
+            shutdown_grace: Duration::from_secs(20),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// A list of strings given as a TOML array or as one comma-separated string (environment variables
+/// cannot hold arrays): blanks trimmed, empty items dropped. Building block for list-valued settings.
+pub fn string_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Joined(String),
+    }
+    let items = match Raw::deserialize(deserializer)? {
+        Raw::List(items) => items,
+        Raw::Joined(joined) => joined.split(',').map(str::to_owned).collect(),
+    };
+    Ok(items.into_iter().map(|item| item.trim().to_owned()).filter(|item| !item.is_empty()).collect())
+}
+
+/// A list of networks, where a bare address means just that address (`10.0.0.7` = `10.0.0.7/32`).
+fn networks<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<ipnet::IpNet>, D::Error> {
+    string_list(deserializer)?
+        .iter()
+        .map(|item| {
+            item.parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!("`{item}` is neither an IP address nor a CIDR block"))
+                })
+        })
+        .collect()
+}
+
+/// Durations in configuration are whole or fractional seconds (`request_timeout = 2.5`). Use with
+/// `#[serde(with = "galley_platform::config::duration_secs")]`.
+pub mod duration_secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let seconds = f64::deserialize(deserializer)?;
+        Duration::try_from_secs_f64(seconds).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+// figment's Jail fixes the closure's error type; its size does not matter in tests.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    struct Sample {
+        http: HttpSettings,
+        name: String,
+    }
+
+    #[test]
+    fn defaults_apply_with_no_files_and_no_environment() -> Result<(), ConfigError> {
+        let settings: Sample = load_settings(&ConfigSource::defaults_only())?;
+        assert_eq!(settings.http.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.http.body_limit_bytes, 1024 * 1024);
+        Ok(())
+    }
+
+    #[test]
+    fn files_then_profile_then_env_override_each_other() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("default.toml", "name = \"from-default\"\n[http]\nbind = \"127.0.0.1:1\"\n")?;
+            jail.create_file("production.toml", "[http]\nbind = \"127.0.0.1:2\"\nrequest_timeout = 2.5\n")?;
+            jail.set_env("GALLEY__NAME", "from-env");
+            let source = ConfigSource {
+                dir: jail.directory().to_path_buf(),
+                profile: "production".into(),
+                read_env: true,
+            };
+            let settings: Sample = load_settings(&source).map_err(|e| e.to_string())?;
+            assert_eq!(settings.name, "from-env");
+            assert_eq!(settings.http.bind.to_string(), "127.0.0.1:2");
+            assert_eq!(settings.http.request_timeout, Duration::from_millis(2500));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn nested_env_keys_use_double_underscores() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GALLEY__HTTP__BIND", "127.0.0.1:9");
+            let source =
+                ConfigSource { dir: jail.directory().to_path_buf(), profile: String::new(), read_env: true };
+            let settings: Sample = load_settings(&source).map_err(|e| e.to_string())?;
+            assert_eq!(settings.http.bind.port(), 9);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn trusted_proxies_accept_addresses_blocks_and_comma_lists() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GALLEY__HTTP__TRUSTED_PROXIES", "127.0.0.1, 10.0.0.0/8");
+            let source =
+                ConfigSource { dir: jail.directory().to_path_buf(), profile: String::new(), read_env: true };
+            let settings: Sample = load_settings(&source).map_err(|e| e.to_string())?;
+            let rendered: Vec<String> =
+                settings.http.trusted_proxies.iter().map(ToString::to_string).collect();
+            assert_eq!(rendered, ["127.0.0.1/32", "10.0.0.0/8"]);
+            jail.set_env("GALLEY__HTTP__TRUSTED_PROXIES", "nginx");
+            assert!(load_settings::<Sample>(&source).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_malformed_value_is_a_readable_error() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GALLEY__HTTP__BIND", "not-an-address");
+            let source =
+                ConfigSource { dir: jail.directory().to_path_buf(), profile: String::new(), read_env: true };
+            let error = load_settings::<Sample>(&source).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.to_lowercase().contains("http.bind"), "{error}");
+            Ok(())
+        });
+    }
+}
+
+/// Which document store backs the services (`store.backend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreBackend {
+    /// SQLite file in the data directory: zero set-up.
+    #[default]
+    Embedded,
+}
+
+/// `[store]`: the document store.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StoreSettings {
+    pub backend: StoreBackend,
+    pub embedded: EmbeddedStoreSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct EmbeddedStoreSettings {
+    /// The SQLite database file; its directory is created if missing.
+    pub path: PathBuf,
+}
+
+impl Default for EmbeddedStoreSettings {
+    fn default() -> Self {
+        Self { path: PathBuf::from("data/galley.db") }
+    }
+}
+
+/// Which cache backs cache-aside reads (`cache.backend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CacheBackend {
+    /// In-process cache: zero set-up, not shared between replicas.
+    #[default]
+    Memory,
+    /// Redis: shared by every replica (cache, revocation list, sign-in attempts).
+    Redis,
+}
+
+/// `[cache]`: the cache and how long entries live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct CacheSettings {
+    pub backend: CacheBackend,
+    pub redis: RedisSettings,
+    /// Upper bound on the in-memory cache's size.
+    pub memory_max_bytes: u64,
+    /// Lifetime of a cached single item (seconds).
+    #[serde(with = "duration_secs")]
+    pub item_ttl: Duration,
+    /// Lifetime of a cached list page (seconds).
+    #[serde(with = "duration_secs")]
+    pub list_ttl: Duration,
+}
+
+impl Default for CacheSettings {
+    fn default() -> Self {
+        Self {
+            backend: CacheBackend::Memory,
+            redis: RedisSettings::default(),
+            memory_max_bytes: 64 * 1024 * 1024,
+            item_ttl: Duration::from_secs(300),
+            list_ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Which message bus carries requests between services (`bus.backend`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BusBackend {
+    /// In-memory queues: only services in the same process can talk (the all-in-one binary).
+    #[default]
+    InProcess,
+    /// RabbitMQ: durable queues shared by every process.
+    Rabbitmq,
+}
+
+/// `[bus]`: the message bus.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BusSettings {
+    pub backend: BusBackend,
+    pub rabbitmq: RabbitMqSettings,
+}
+
+/// `[bus.rabbitmq]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RabbitMqSettings {
+    /// `amqp://user:password@host:port/vhost`; a secret because it carries the password.
+    pub url: crate::secret::Secret,
+    /// Prefix of every queue name, so deployments can share a broker.
+    pub prefix: String,
+}
+
+impl Default for RabbitMqSettings {
+    fn default() -> Self {
+        Self {
+            url: crate::secret::Secret::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            prefix: "galley.".to_owned(),
+        }
+    }
+}
+
+/// `[cache.redis]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// `redis://[:password@]host:port/db`; a secret because it may carry the password.
+    pub url: crate::secret::Secret,
+    /// Prefix of every key, so deployments can share a server.
+    pub prefix: String,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: crate::secret::Secret::from("redis://127.0.0.1:6379"), prefix: "galley:".to_owned() }
+    }
+}

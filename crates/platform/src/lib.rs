@@ -1,0 +1,27 @@
+//! Cross-cutting platform services shared by every Galley binary. Nothing here knows HTTP, a database or
+//! a broker; it is what a process needs before it can serve anything.
+//!
+//! Module map:
+//! - [`config`]: layered configuration (built-in defaults → `config/*.toml` → `GALLEY__SECTION__KEY`).
+//! - [`secret`]: a string type for credentials that never prints or logs.
+//! - [`telemetry`]: tracing set-up, readable locally and JSON in production.
+//! - [`i18n`]: Project Fluent bundles, locale negotiation (`?locale=`, `Accept-Language` with q-values).
+//! - [`health`]: dependency checks aggregated into a readiness report.
+//! - [`shutdown`]: one cancellation token fired by SIGINT/SIGTERM, shared by every server in the process.
+
+pub mod config;
+pub mod health;
+pub mod i18n;
+pub mod secret;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use config::{
+    BusBackend, BusSettings, CacheBackend, CacheSettings, ConfigError, ConfigSource, EmbeddedStoreSettings,
+    HttpSettings, StoreBackend, StoreSettings, load_settings,
+};
+pub use health::{HealthCheck, ReadinessReport};
+pub use i18n::{Locale, Localizer, MessageArg};
+pub use secret::Secret;
+pub use shutdown::Shutdown;
+pub use telemetry::{LogFormat, TelemetrySettings};

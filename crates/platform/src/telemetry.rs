@@ -1,0 +1,57 @@
+//! Tracing set-up: human-readable lines on a laptop, one JSON object per line in production so log
+//! shippers can index fields (request id, status, latency) without parsing prose. Logs go to stderr,
+//! keeping stdout for what a binary prints for people (galley's URLs).
+
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Compact, coloured lines for people.
+    #[default]
+    Pretty,
+    /// JSON lines for machines.
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    pub format: LogFormat,
+    /// An `EnvFilter` directive; `RUST_LOG`, when set, wins.
+    pub filter: String,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        Self { format: LogFormat::Pretty, filter: "info,tower_http=info,sqlx=warn".to_owned() }
+    }
+}
+
+/// Installs the global subscriber. Calling it again (as tests do) keeps the first one.
+pub fn init(settings: &TelemetrySettings) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.filter))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match settings.format {
+        LogFormat::Pretty => {
+            registry.with(tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr)).try_init()
+        }
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_writer(std::io::stderr),
+            )
+            .try_init(),
+    };
+    if result.is_err() {
+        tracing::debug!("tracing subscriber already installed");
+    }
+}

@@ -1,0 +1,513 @@
+//! Recipe use cases.
+//!
+//! Reads are cache-aside: look in the cache, else read the store and fill the cache. Invalidation uses a
+//! *generation* counter instead of deleting keys: every cached key embeds the current generation, and
+//! every successful write bumps it. A reader that raced a write can only fill a key of the old
+//! generation, which nobody reads any more, so a client never reads its own write stale, and list pages
+//! (whose membership any write may change) are invalidated without enumerating them. Old entries simply
+//! expire by TTL.
+//!
+//! The cache is an optimisation: when it fails, reads and writes go on against the store and the failure
+//! is logged (if bumping the generation fails, entries can be stale for at most one TTL).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use galley_kernel::{Cache, Clock, Page};
+use serde::{Deserialize, Serialize};
+
+use crate::error::RecipeError;
+use crate::model::{Actor, Recipe, RecipeDraft, RecipeId, RecipeInput, Revision};
+use crate::ports::{RecipeRepository, WriteOutcome};
+use crate::query::RecipeQuery;
+
+const GENERATION_KEY: &str = "recipes:generation";
+/// Unconditional writes retry this often when they keep losing races before giving up with 412.
+const MAX_WRITE_ATTEMPTS: usize = 3;
+
+/// How long cached reads live. Lists are cheaper to get wrong for a moment than to recompute, but any
+/// write invalidates both at once anyway (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheTtls {
+    pub item: Duration,
+    pub list: Duration,
+}
+
+impl Default for CacheTtls {
+    fn default() -> Self {
+        Self { item: Duration::from_secs(300), list: Duration::from_secs(60) }
+    }
+}
+
+/// A list page as stored in the cache.
+#[derive(Serialize, Deserialize)]
+struct CachedPage {
+    items: Vec<Recipe>,
+    total: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct RecipeService {
+    repository: Arc<dyn RecipeRepository>,
+    cache: Arc<dyn Cache>,
+    clock: Arc<dyn Clock>,
+    ttls: CacheTtls,
+}
+
+impl RecipeService {
+    pub fn new(
+        repository: Arc<dyn RecipeRepository>,
+        cache: Arc<dyn Cache>,
+        clock: Arc<dyn Clock>,
+        ttls: CacheTtls,
+    ) -> Self {
+        Self { repository, cache, clock, ttls }
+    }
+
+    /// One recipe by id.
+    pub async fn get(&self, id: RecipeId) -> Result<Recipe, RecipeError> {
+        let key = self.generation().await.map(|generation| format!("recipes:{generation}:item:{id}"));
+        if let Some(recipe) = self.cached::<Recipe>(key.as_deref()).await {
+            return Ok(recipe);
+        }
+        let recipe = self.repository.get(id).await?.ok_or(RecipeError::NotFound)?;
+        self.fill(key.as_deref(), &recipe, self.ttls.item).await;
+        Ok(recipe)
+    }
+
+    /// A page of recipes matching `query`.
+    pub async fn list(&self, query: &RecipeQuery) -> Result<Page<Recipe>, RecipeError> {
+        let key = self
+            .generation()
+            .await
+            .map(|generation| format!("recipes:{generation}:list:{}", query.canonical()));
+        if let Some(cached) = self.cached::<CachedPage>(key.as_deref()).await {
+            return Ok(Page { items: cached.items, request: query.page, total: cached.total });
+        }
+        let page = self.repository.list(query).await?;
+        let cached = CachedPage { items: page.items, total: page.total };
+        self.fill(key.as_deref(), &cached, self.ttls.list).await;
+        Ok(Page { items: cached.items, request: page.request, total: cached.total })
+    }
+
+    /// Publishes a new recipe owned by the actor, who must be signed in.
+    pub async fn create(&self, actor: &Actor, input: RecipeInput) -> Result<Recipe, RecipeError> {
+        let owner = actor.user_id().cloned().ok_or(RecipeError::Forbidden)?;
+        let draft = RecipeDraft::parse(input)?;
+        let recipe = Recipe::publish(draft, Some(owner), self.clock.now());
+        self.repository.insert(&recipe).await?;
+        self.invalidate().await;
+        Ok(recipe)
+    }
+
+    /// Replaces a recipe's content. With `if_match`, fails with `RevisionMismatch` unless the stored
+    /// revision is that one; without it, the last writer wins (after a bounded number of retries).
+    pub async fn update(
+        &self,
+        actor: &Actor,
+        id: RecipeId,
+        input: RecipeInput,
+        if_match: Option<Revision>,
+    ) -> Result<Recipe, RecipeError> {
+        let draft = RecipeDraft::parse(input)?;
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.current(actor, id, if_match).await?;
+            let revised = current.revise(draft.clone(), self.clock.now());
+            match self.repository.update(&revised, current.revision).await? {
+                WriteOutcome::Done => {
+                    self.invalidate().await;
+                    return Ok(revised);
+                }
+                WriteOutcome::NotFound => return Err(RecipeError::NotFound),
+                WriteOutcome::RevisionMismatch if if_match.is_some() => {
+                    return Err(RecipeError::RevisionMismatch);
+                }
+                WriteOutcome::RevisionMismatch => {}
+            }
+        }
+        Err(RecipeError::RevisionMismatch)
+    }
+
+    /// Deletes a recipe, honouring `if_match` like [`RecipeService::update`].
+    pub async fn delete(
+        &self,
+        actor: &Actor,
+        id: RecipeId,
+        if_match: Option<Revision>,
+    ) -> Result<(), RecipeError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let current = self.current(actor, id, if_match).await?;
+            match self.repository.delete(id, current.revision).await? {
+                WriteOutcome::Done => {
+                    self.invalidate().await;
+                    return Ok(());
+                }
+                WriteOutcome::NotFound => return Err(RecipeError::NotFound),
+                WriteOutcome::RevisionMismatch if if_match.is_some() => {
+                    return Err(RecipeError::RevisionMismatch);
+                }
+                WriteOutcome::RevisionMismatch => {}
+            }
+        }
+        Err(RecipeError::RevisionMismatch)
+    }
+
+    /// Stores `drafts` as unowned recipes when the store is empty; returns how many were stored.
+    /// Publication times are spread one hour apart so the default newest-first order is meaningful.
+    pub async fn seed_if_empty(&self, drafts: Vec<RecipeDraft>) -> Result<usize, RecipeError> {
+        if self.repository.count().await? > 0 {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        let count = drafts.len();
+        for (age_hours, draft) in (0_i64..).zip(drafts) {
+            let recipe = Recipe::publish(draft, None, now - chrono::Duration::hours(age_hours));
+            self.repository.insert(&recipe).await?;
+        }
+        self.invalidate().await;
+        Ok(count)
+    }
+
+    /// The stored recipe, after checking that it exists, that the actor may change it and that it is at
+    /// the revision the caller expects.
+    async fn current(
+        &self,
+        actor: &Actor,
+        id: RecipeId,
+        if_match: Option<Revision>,
+    ) -> Result<Recipe, RecipeError> {
+        let current = self.repository.get(id).await?.ok_or(RecipeError::NotFound)?;
+        authorize(actor, &current)?;
+        if if_match.is_some_and(|expected| expected != current.revision) {
+            return Err(RecipeError::RevisionMismatch);
+        }
+        Ok(current)
+    }
+
+    /// Current cache generation, or `None` to bypass the cache when it is unavailable.
+    async fn generation(&self) -> Option<u64> {
+        match self.cache.counter(GENERATION_KEY).await {
+            Ok(generation) => Some(generation),
+            Err(error) => {
+                tracing::warn!(%error, "cache unavailable; reading recipes from the store");
+                None
+            }
+        }
+    }
+
+    async fn cached<T: for<'de> Deserialize<'de>>(&self, key: Option<&str>) -> Option<T> {
+        let bytes = match self.cache.get(key?).await {
+            Ok(bytes) => bytes?,
+            Err(error) => {
+                tracing::warn!(%error, "cache read failed; reading recipes from the store");
+                return None;
+            }
+        };
+        serde_json::from_slice(&bytes)
+            .inspect_err(|error| tracing::warn!(%error, "undecodable cache entry ignored"))
+            .ok()
+    }
+
+    async fn fill<T: Serialize>(&self, key: Option<&str>, value: &T, ttl: Duration) {
+        let Some(key) = key else { return };
+        let bytes = match serde_json::to_vec(value) {
+            Ok(bytes) => Bytes::from(bytes),
+            Err(error) => return tracing::error!(%error, "cannot encode cache entry"),
+        };
+        if let Err(error) = self.cache.set(key, bytes, ttl).await {
+            tracing::warn!(%error, "cache write failed");
+        }
+    }
+
+    async fn invalidate(&self) {
+        if let Err(error) = self.cache.increment(GENERATION_KEY).await {
+            tracing::error!(%error, "cache invalidation failed; cached recipes may be stale until their TTL");
+        }
+    }
+}
+
+/// Ownership rule: only a recipe's owner may change it. Recipes without an owner (the bundled samples)
+/// are read-only.
+fn authorize(actor: &Actor, recipe: &Recipe) -> Result<(), RecipeError> {
+    match (&recipe.owner, actor.user_id()) {
+        (Some(owner), Some(user)) if owner == user => Ok(()),
+        _ => Err(RecipeError::Forbidden),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, TimeZone, Utc};
+    use galley_kernel::{CacheError, UserId};
+
+    use super::*;
+    use crate::ports::{MockRecipeRepository, RepositoryError};
+
+    #[derive(Debug)]
+    struct FixedClock(DateTime<Utc>);
+
+    impl Clock for FixedClock {
+        fn now(&self) -> DateTime<Utc> {
+            self.0
+        }
+    }
+
+    /// A working in-memory cache (TTL ignored) that also records which keys were read.
+    #[derive(Debug, Default)]
+    struct FakeCache {
+        entries: Mutex<HashMap<String, Bytes>>,
+        counters: Mutex<HashMap<String, u64>>,
+    }
+
+    #[async_trait]
+    impl Cache for FakeCache {
+        async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+            Ok(self.entries.lock().expect("lock").get(key).cloned())
+        }
+        async fn set(&self, key: &str, value: Bytes, _ttl: Duration) -> Result<(), CacheError> {
+            self.entries.lock().expect("lock").insert(key.to_owned(), value);
+            Ok(())
+        }
+        async fn delete(&self, key: &str) -> Result<(), CacheError> {
+            self.entries.lock().expect("lock").remove(key);
+            Ok(())
+        }
+        async fn increment(&self, key: &str) -> Result<u64, CacheError> {
+            let mut counters = self.counters.lock().expect("lock");
+            let value = counters.entry(key.to_owned()).or_default();
+            *value += 1;
+            Ok(*value)
+        }
+        async fn counter(&self, key: &str) -> Result<u64, CacheError> {
+            Ok(self.counters.lock().expect("lock").get(key).copied().unwrap_or_default())
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Ok(())
+        }
+    }
+
+    /// A cache that is down.
+    #[derive(Debug)]
+    struct DownCache;
+
+    #[async_trait]
+    impl Cache for DownCache {
+        async fn get(&self, _: &str) -> Result<Option<Bytes>, CacheError> {
+            Err(CacheError::Unavailable("down".into()))
+        }
+        async fn set(&self, _: &str, _: Bytes, _: Duration) -> Result<(), CacheError> {
+            Err(CacheError::Unavailable("down".into()))
+        }
+        async fn delete(&self, _: &str) -> Result<(), CacheError> {
+            Err(CacheError::Unavailable("down".into()))
+        }
+        async fn increment(&self, _: &str) -> Result<u64, CacheError> {
+            Err(CacheError::Unavailable("down".into()))
+        }
+        async fn counter(&self, _: &str) -> Result<u64, CacheError> {
+            Err(CacheError::Unavailable("down".into()))
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            Err(CacheError::Unavailable("down".into()))
+        }
+    }
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).single().expect("valid date")
+    }
+
+    fn input(name: &str) -> RecipeInput {
+        RecipeInput {
+            name: Some(name.into()),
+            tags: Some(vec!["quick".into()]),
+            ingredients: Some(vec!["egg".into()]),
+            instructions: Some(vec!["Boil it.".into()]),
+        }
+    }
+
+    fn recipe(owner: Option<&str>) -> Recipe {
+        let draft = RecipeDraft::parse(input("Boiled egg")).expect("valid");
+        Recipe::publish(draft, owner.map(UserId::new), now())
+    }
+
+    fn service(repository: MockRecipeRepository, cache: Arc<dyn Cache>) -> RecipeService {
+        RecipeService::new(Arc::new(repository), cache, Arc::new(FixedClock(now())), CacheTtls::default())
+    }
+
+    #[tokio::test]
+    async fn get_reads_the_store_once_then_serves_from_the_cache() {
+        let stored = recipe(None);
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().times(1).returning(move |_| Ok(Some(stored.clone())));
+        let service = service(repository, Arc::new(FakeCache::default()));
+
+        let first = service.get(id).await.expect("found");
+        let second = service.get(id).await.expect("found from cache");
+        assert_eq!(first, second);
+        assert_eq!(first.name, "Boiled egg");
+    }
+
+    fn alice() -> Actor {
+        Actor::User(UserId::new("alice"))
+    }
+
+    #[tokio::test]
+    async fn a_write_invalidates_cached_reads() {
+        let stored = recipe(Some("alice"));
+        let id = stored.id;
+        let before = stored.clone();
+        let mut repository = MockRecipeRepository::new();
+        let mut reads = 0;
+        repository.expect_get().returning(move |_| {
+            reads += 1;
+            // The first read fills the cache; the update's read and the final read see the new revision.
+            Ok(Some(if reads == 1 { before.clone() } else { before.revise(draft("Soft egg"), now()) }))
+        });
+        repository.expect_update().returning(|_, _| Ok(WriteOutcome::Done));
+        let service = service(repository, Arc::new(FakeCache::default()));
+
+        assert_eq!(service.get(id).await.expect("found").name, "Boiled egg");
+        service.update(&alice(), id, input("Soft egg"), None).await.expect("updated");
+        assert_eq!(service.get(id).await.expect("found").name, "Soft egg", "read its own write");
+    }
+
+    fn draft(name: &str) -> RecipeDraft {
+        RecipeDraft::parse(input(name)).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn a_failing_cache_is_bypassed() {
+        let stored = recipe(None);
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().times(2).returning(move |_| Ok(Some(stored.clone())));
+        repository.expect_insert().times(1).returning(|_| Ok(()));
+        let service = service(repository, Arc::new(DownCache));
+
+        assert!(service.get(id).await.is_ok());
+        assert!(service.get(id).await.is_ok());
+        assert!(service.create(&alice(), input("Tea")).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn invalid_input_is_refused_before_touching_the_store() {
+        let service = service(MockRecipeRepository::new(), Arc::new(FakeCache::default()));
+        let result = service.create(&alice(), RecipeInput::default()).await;
+        assert!(matches!(result, Err(RecipeError::Invalid(v)) if v.contains("name", "required")));
+    }
+
+    #[tokio::test]
+    async fn anonymous_actors_cannot_publish() {
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_insert().never();
+        let service = service(repository, Arc::new(FakeCache::default()));
+        assert!(matches!(service.create(&Actor::Anonymous, input("Tea")).await, Err(RecipeError::Forbidden)));
+    }
+
+    #[tokio::test]
+    async fn create_stamps_owner_time_and_first_revision() {
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_insert().times(1).returning(|_| Ok(()));
+        let service = service(repository, Arc::new(FakeCache::default()));
+        let actor = Actor::User(UserId::new("u1"));
+        let created = service.create(&actor, input("Tea")).await.expect("created");
+        assert_eq!(created.owner, Some(UserId::new("u1")));
+        assert_eq!(created.published_at, now());
+        assert_eq!(created.revision, Revision::FIRST);
+    }
+
+    #[tokio::test]
+    async fn stale_if_match_is_refused_without_writing() {
+        let stored = recipe(Some("alice"));
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().returning(move |_| Ok(Some(stored.clone())));
+        repository.expect_update().never();
+        repository.expect_delete().never();
+        let service = service(repository, Arc::new(FakeCache::default()));
+        let stale = Some(Revision::new(7));
+        let update = service.update(&alice(), id, input("X"), stale).await;
+        assert!(matches!(update, Err(RecipeError::RevisionMismatch)));
+        let delete = service.delete(&alice(), id, stale).await;
+        assert!(matches!(delete, Err(RecipeError::RevisionMismatch)));
+    }
+
+    #[tokio::test]
+    async fn a_lost_race_with_if_match_is_a_mismatch_and_without_it_is_retried() {
+        let stored = recipe(Some("alice"));
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().returning(move |_| Ok(Some(stored.clone())));
+        let mut attempts = 0;
+        repository.expect_update().returning(move |_, _| {
+            attempts += 1;
+            Ok(if attempts == 1 { WriteOutcome::RevisionMismatch } else { WriteOutcome::Done })
+        });
+        let service = service(repository, Arc::new(FakeCache::default()));
+        let with_if_match = service.update(&alice(), id, input("X"), Some(Revision::FIRST)).await;
+        assert!(matches!(with_if_match, Err(RecipeError::RevisionMismatch)));
+        let without = service.update(&alice(), id, input("X"), None).await;
+        assert!(without.is_ok());
+    }
+
+    #[tokio::test]
+    async fn only_the_owner_may_change_an_owned_recipe() {
+        let stored = recipe(Some("alice"));
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().returning(move |_| Ok(Some(stored.clone())));
+        repository.expect_delete().times(1).returning(|_, _| Ok(WriteOutcome::Done));
+        let service = service(repository, Arc::new(FakeCache::default()));
+        let bob = Actor::User(UserId::new("bob"));
+        assert!(matches!(service.delete(&bob, id, None).await, Err(RecipeError::Forbidden)));
+        assert!(matches!(service.delete(&Actor::Anonymous, id, None).await, Err(RecipeError::Forbidden)));
+        assert!(service.delete(&alice(), id, None).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn sample_recipes_without_an_owner_are_read_only() {
+        let stored = recipe(None);
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().returning(move |_| Ok(Some(stored.clone())));
+        repository.expect_update().never();
+        repository.expect_delete().never();
+        let service = service(repository, Arc::new(FakeCache::default()));
+        assert!(matches!(
+            service.update(&alice(), id, input("Mine now"), None).await,
+            Err(RecipeError::Forbidden)
+        ));
+        assert!(matches!(service.delete(&alice(), id, None).await, Err(RecipeError::Forbidden)));
+    }
+
+    #[tokio::test]
+    async fn missing_recipes_and_store_outages_map_to_their_errors() {
+        let mut repository = MockRecipeRepository::new();
+        let mut calls = 0;
+        repository.expect_get().returning(move |_| {
+            calls += 1;
+            if calls == 1 { Ok(None) } else { Err(RepositoryError::Unavailable("timeout".into())) }
+        });
+        let service = service(repository, Arc::new(FakeCache::default()));
+        let id = RecipeId::generate();
+        assert!(matches!(service.get(id).await, Err(RecipeError::NotFound)));
+        assert!(matches!(service.get(id).await, Err(RecipeError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn seeding_happens_only_into_an_empty_store() {
+        let mut repository = MockRecipeRepository::new();
+        let mut counts = vec![3_u64, 0].into_iter();
+        repository.expect_count().returning(move || Ok(counts.next().unwrap_or(1)));
+        repository.expect_insert().times(2).returning(|_| Ok(()));
+        let service = service(repository, Arc::new(FakeCache::default()));
+        assert_eq!(service.seed_if_empty(vec![draft("A"), draft("B")]).await.expect("seeded"), 0);
+        assert_eq!(service.seed_if_empty(vec![draft("A"), draft("B")]).await.expect("seeded"), 2);
+    }
+}

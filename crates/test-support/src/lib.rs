@@ -1,0 +1,24 @@
+//! Test support shared by every crate's tests: the per-port contract suites that every adapter must
+//! pass, and small fixtures. Only ever a dev-dependency.
+//!
+//! Module map:
+//! - [`accounts`]: sign a test user up and in over HTTP.
+//! - [`contracts::recipe_repository`]: the recipe repository contract (embedded SQLite, MongoDB).
+//! - [`contracts::cache`]: the cache port contract (in-memory, Redis).
+//! - [`contracts::users`]: the user repository contract (embedded SQLite, MongoDB).
+//! - [`contracts::refresh_tokens`]: the refresh-token store contract (embedded SQLite, MongoDB).
+//! - [`contracts::signing_keys`]: the signing-key store contract (embedded SQLite, MongoDB).
+//! - [`contracts::revocation_list`]: the revocation list contract (in-memory, Redis).
+//! - [`contracts::attempts`]: the failed sign-in attempt tracker contract (in-memory, Redis).
+//! - [`contracts::bus`]: the message bus contract (in-process, RabbitMQ, SQS).
+//! - [`contracts::rss`]: the RSS job, entry and feed-state store contracts (embedded SQLite, MongoDB).
+//! - [`redis`]: `PrefixCleanup`, deleting a test's keys from a shared Redis.
+//! - [`fixtures`]: builders for domain values and a `ManualClock`.
+//! - [`feeds`]: `FixtureServer`, a loopback HTTP server serving feeds of every format and every
+//!   misbehaviour a fetcher must survive (slow, huge, bombs, redirects, 304, 429, charsets).
+
+pub mod accounts;
+pub mod contracts;
+pub mod feeds;
+pub mod fixtures;
+pub mod redis;

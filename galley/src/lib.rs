@@ -1,0 +1,135 @@
+//! The all-in-one process: every Galley service on one address, on embedded defaults.
+//!
+//! One SQLite file and one in-memory cache are shared by the services; rss-api and rss-worker talk
+//! over an in-process bus; every public route is mounted as nginx presents them in production
+//! (`/recipes`, `/auth`, `/.well-known`, `/rss`), with one `/health` and one `/docs`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use galley_http_kit::{HttpContext, process_router};
+use galley_kernel::{Clock, SystemClock};
+use galley_messaging::{InProcessBus, MessageBus};
+use galley_platform::{HealthCheck, Localizer, Shutdown};
+use recipes_api::RecipesModule;
+use recipes_api::app::{Infrastructure, issuer_for};
+use rss_api::RssModule;
+use rss_worker::Worker;
+use tokio::net::TcpListener;
+
+/// Marks a data directory whose samples were stored once, so deleting every recipe does not bring the
+/// samples back on the next start.
+const SEEDED_MARKER: &str = ".samples-seeded";
+
+/// Settings of the whole process: each service reads its own sections from the same sources.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub recipes: recipes_api::Settings,
+    pub worker: rss_worker::Settings,
+    /// Where the embedded database lives (overrides `store.embedded.path`).
+    pub data_dir: PathBuf,
+}
+
+/// Every message catalogue of the process.
+pub fn localizer() -> anyhow::Result<Localizer> {
+    Ok(Localizer::builder()
+        .add_resources(&galley_platform::i18n::PLATFORM_RESOURCES)
+        .add_resources(&recipes_api::RESOURCES)
+        .add_resources(&rss_api::RESOURCES)
+        .build()?)
+}
+
+/// The assembled process, bound and ready to serve.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    infrastructure: Infrastructure,
+    rss: RssModule,
+    worker: Worker,
+    settings: Settings,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("listener", &self.listener).finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// Binds, opens the store, wires every service, seeds samples on first start.
+    pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        settings.recipes.store.embedded.path = settings.data_dir.join("galley.db");
+        let http = settings.recipes.http.clone();
+        let listener =
+            TcpListener::bind(http.bind).await.with_context(|| format!("binding {}", http.bind))?;
+        let issuer = issuer_for(&settings.recipes.identity, listener.local_addr()?);
+
+        let infrastructure =
+            Infrastructure::open(&settings.recipes.store, &settings.recipes.cache, Arc::clone(&clock))
+                .await?;
+        let recipes = RecipesModule::new(&infrastructure, &settings.recipes, issuer).await?;
+        seed_on_first_start(&recipes, &settings.data_dir).await?;
+
+        let localizer = Arc::new(localizer()?);
+        let bus: Arc<dyn MessageBus> = Arc::new(InProcessBus::new());
+        let rss = RssModule::new(
+            &infrastructure.store,
+            Arc::clone(&bus),
+            recipes.auth.clone(),
+            Arc::clone(&localizer),
+            Arc::clone(&clock),
+        );
+        let worker =
+            rss_worker::app::worker(&infrastructure.store, bus, &settings.worker, Arc::clone(&clock))?;
+
+        let mut openapi = recipes.openapi;
+        openapi.merge(rss.openapi.clone());
+        let health_checks: Vec<Arc<dyn HealthCheck>> = recipes
+            .health_checks
+            .into_iter()
+            .chain(rss.health_checks.iter().filter(|c| c.name() == "bus").cloned())
+            .collect();
+        let context = HttpContext { localizer, settings: http };
+        let router =
+            process_router(recipes.router.merge(rss.router.clone()), health_checks, openapi, context);
+        Ok(Self { listener, router, infrastructure, rss, worker, settings })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves, works and applies replies until `shutdown`; then lets requests and deliveries in
+    /// progress finish and closes the store.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let replies = self.rss.spawn_reply_listener(shutdown.clone());
+        let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let grace = self.settings.recipes.http.shutdown_grace;
+        galley_http_kit::serve(self.listener, self.router, shutdown, grace).await?;
+        worker.await.context("worker task")??;
+        replies.abort();
+        self.infrastructure.store.close().await;
+        Ok(())
+    }
+}
+
+async fn seed_on_first_start(recipes: &RecipesModule, data_dir: &Path) -> anyhow::Result<()> {
+    let marker = data_dir.join(SEEDED_MARKER);
+    if marker.exists() {
+        return Ok(());
+    }
+    let seeded = recipes.seed_samples().await?;
+    if seeded > 0 {
+        tracing::info!(seeded, "stored sample recipes");
+    }
+    std::fs::write(&marker, b"sample recipes were stored in this data directory\n")
+        .with_context(|| format!("writing {}", marker.display()))?;
+    Ok(())
+}

@@ -1,0 +1,79 @@
+//! `galley`: every Galley service in one process on embedded defaults, for laptops and demos.
+//!
+//! `galley serve --bind 127.0.0.1:8080 --data-dir data` (the defaults). Configuration files and
+//! `GALLEY__*` variables apply as for the standalone services; the flags win over both.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand};
+use galley::{Application, Settings};
+use galley_platform::{ConfigSource, Shutdown, load_settings, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(name = "galley", version, about = "Galley: recipes and RSS services in one process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve every service on one address (the default command).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: SocketAddr,
+    /// Directory for the embedded database; created if missing.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+}
+
+impl Default for ServeArgs {
+    fn default() -> Self {
+        Self { bind: SocketAddr::from(([127, 0, 0, 1], 8080)), data_dir: PathBuf::from("data") }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let Command::Serve(args) = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    let source = ConfigSource::from_env();
+    let mut recipes: recipes_api::Settings = load_settings(&source)?;
+    recipes.http.bind = args.bind;
+    let worker: rss_worker::Settings = load_settings(&source)?;
+    telemetry::init(&recipes.telemetry);
+    std::fs::create_dir_all(&args.data_dir)?;
+
+    let application =
+        Application::build(Settings { recipes, worker, data_dir: args.data_dir.clone() }).await?;
+    announce(application.local_addr()?, &args.data_dir);
+    application.run_until_stopped(Shutdown::on_signals()).await?;
+    tracing::info!("galley stopped");
+    Ok(())
+}
+
+/// The one piece of output meant for the person who started the binary, so it goes to stdout. Written
+/// with `write!` rather than `println!` so a closed stdout (`galley | head -1`) cannot crash the server.
+fn announce(address: SocketAddr, data_dir: &Path) {
+    use std::io::Write as _;
+    let base = format!("http://{address}");
+    let text = format!(
+        "Galley is running (data in {}). Press Ctrl-C to stop.\n\
+         \x20 Recipes:        {base}/recipes\n\
+         \x20 RSS entries:    {base}/rss/entries\n\
+         \x20 API docs:       {base}/docs\n\
+         \x20 OpenAPI:        {base}/openapi.json\n\
+         \x20 Health:         {base}/health/live  {base}/health/ready\n",
+        data_dir.display()
+    );
+    let mut stdout = std::io::stdout().lock();
+    if stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).is_err() {
+        tracing::warn!("stdout is closed; URLs not printed");
+    }
+}

@@ -1,0 +1,113 @@
+//! An in-process `galley` (the same `Application` the binary runs) on a free loopback port.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use galley::{Application, Settings};
+use galley_platform::Shutdown;
+use galley_test_support::fixtures::ManualClock;
+use serde_json::{Value, json};
+
+#[derive(Debug)]
+pub struct Galley {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    shutdown: Shutdown,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _data: tempfile::TempDir,
+}
+
+/// Starts galley with fetches allowed to `allowed` (loopback fixture servers) only.
+pub async fn start(allowed: &[&str]) -> Galley {
+    let data = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings { data_dir: data.path().to_path_buf(), ..Settings::default() };
+    settings.recipes.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.worker.fetch.allow_private_hosts =
+        allowed.iter().map(|a| a.parse().expect("allowed host")).collect();
+    settings.worker.fetch.total_timeout = Duration::from_secs(3);
+    settings.worker.retry.base_delay = Duration::from_millis(100);
+    settings.worker.retry.max_delay = Duration::from_millis(400);
+    settings.worker.retry.max_attempts = 3;
+    let clock = ManualClock::new(chrono::Utc::now());
+    let application = Application::build_with_clock(settings, clock.clone()).await.expect("galley builds");
+    let base = format!("http://{}", application.local_addr().expect("bound"));
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    Galley { base, client, clock, shutdown, server: Some(server), _data: data }
+}
+
+impl Galley {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Signs a new user up and in; returns the access token.
+    pub async fn token(&self, username: &str) -> String {
+        galley_test_support::accounts::signed_in_token(&self.client, &self.base, username).await
+    }
+
+    pub async fn request_fetch(&self, token: &str, url: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/rss/fetch"))
+            .bearer_auth(token)
+            .json(&json!({"url": url}))
+            .send()
+            .await
+            .expect("sent")
+    }
+
+    pub async fn job(&self, token: &str, id: &str) -> Value {
+        self.client
+            .get(self.url(&format!("/rss/jobs/{id}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json")
+    }
+
+    /// Polls the job until it is final (bounded: 15 s).
+    pub async fn wait_for_job(&self, token: &str, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let job = self.job(token, id).await;
+            if matches!(job["status"].as_str(), Some("done" | "failed")) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} not final in time: {job}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Requests a fetch and waits for its job to be final.
+    pub async fn ingest(&self, token: &str, url: &str) -> Value {
+        let accepted = self.request_fetch(token, url).await;
+        assert_eq!(accepted.status(), 202, "fetch of {url} accepted");
+        let body: Value = accepted.json().await.expect("json");
+        self.wait_for_job(token, body["job_id"].as_str().expect("job id")).await
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.client.get(self.url(path)).send().await.expect("sent").json().await.expect("json")
+    }
+
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(server) = self.server.take() {
+            server.await.expect("task").expect("clean stop");
+        }
+    }
+}
+
+impl Drop for Galley {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}

@@ -1,0 +1,13 @@
+# recipes-api messages (English).
+
+problem-recipe_not_found-title = Recipe not found
+problem-recipe_not_found-detail = No recipe exists at { $path }.
+problem-invalid_credentials-title = Sign-in failed
+problem-invalid_credentials-detail = The username or password is incorrect.
+problem-invalid_refresh_token-title = Invalid refresh token
+problem-invalid_refresh_token-detail = The refresh token is unknown, expired, revoked or was already used. Sign in again.
+problem-account_exists-title = Account already exists
+problem-account_exists-detail = { $count ->
+    [one] This value is already used by another account; see errors.
+   *[other] These values are already used by other accounts; see errors.
+}

@@ -1,0 +1,12 @@
+# Thông báo của recipes-api (tiếng Việt).
+
+problem-recipe_not_found-title = Không tìm thấy công thức
+problem-recipe_not_found-detail = Không có công thức nào tại { $path }.
+problem-invalid_credentials-title = Đăng nhập thất bại
+problem-invalid_credentials-detail = Tên đăng nhập hoặc mật khẩu không đúng.
+problem-invalid_refresh_token-title = Refresh token không hợp lệ
+problem-invalid_refresh_token-detail = Refresh token không tồn tại, đã hết hạn, đã bị thu hồi hoặc đã được dùng. Hãy đăng nhập lại.
+problem-account_exists-title = Tài khoản đã tồn tại
+problem-account_exists-detail = { $count ->
+   *[other] Giá trị này đã được tài khoản khác sử dụng; xem chi tiết trong errors.
+}

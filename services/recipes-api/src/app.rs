@@ -1,0 +1,287 @@
+//! Composition root: the only place that knows which adapter implements which port.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use axum::Router;
+
+use galley_crypto::{Argon2Hasher, JwtAuthority, KeyPolicy, KeyRing};
+use galley_embedded::{
+    MemoryAttemptTracker, MemoryCache, MemoryRevocationList, SqliteRecipeRepository, SqliteRefreshTokenStore,
+    SqliteSigningKeyStore, SqliteStore, SqliteUserRepository,
+};
+use galley_http_kit::{AuthConfig, HttpContext, process_router};
+use galley_identity::provider::BuiltinPorts;
+use galley_identity::{
+    AttemptTracker, AuthService, BuiltinIdentityProvider, IssuerConfig, LockoutPolicy, RevocationList,
+    TokenLifetimes,
+};
+use galley_kernel::{Cache, Clock, SystemClock};
+use galley_platform::secret::ExposeSecret as _;
+use galley_platform::{
+    CacheBackend, CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreBackend, StoreSettings,
+};
+use galley_recipes::{CacheTtls, RecipeRepository, RecipeService};
+use galley_redis::{RedisAttemptTracker, RedisCache, RedisConnection, RedisRevocationList};
+use tokio::net::TcpListener;
+
+use crate::http;
+use crate::http::auth::AuthState;
+use crate::settings::{IdentitySettings, Settings};
+
+/// Everything the recipes service contributes to a process: routes, readiness checks and API docs.
+pub struct RecipesModule {
+    /// Unlayered routes; the process wraps all modules' routes in the standard stack once.
+    pub router: Router,
+    pub health_checks: Vec<Arc<dyn HealthCheck>>,
+    pub openapi: utoipa::openapi::OpenApi,
+    pub service: RecipeService,
+    /// Authenticates bearer tokens and session cookies; other in-process services reuse it.
+    pub auth: AuthConfig,
+}
+
+impl std::fmt::Debug for RecipesModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecipesModule").field("health_checks", &self.health_checks).finish_non_exhaustive()
+    }
+}
+
+/// Shared infrastructure a module may be handed instead of opening its own (the all-in-one binary
+/// shares one embedded store and one cache between services).
+#[derive(Debug, Clone)]
+pub struct Infrastructure {
+    pub store: SqliteStore,
+    pub cache: Arc<dyn Cache>,
+    /// Revoked token and session ids (lives with the cache: in memory, or Redis in production).
+    pub revocations: Arc<dyn RevocationList>,
+    /// Failed sign-in counters (same backend as the cache).
+    pub attempts: Arc<dyn AttemptTracker>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Infrastructure {
+    /// Opens the adapters named by the settings.
+    pub async fn open(
+        store: &StoreSettings,
+        cache: &CacheSettings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let store = match store.backend {
+            StoreBackend::Embedded => SqliteStore::open(&store.embedded.path).await?,
+        };
+        let (cache, revocations, attempts): (
+            Arc<dyn Cache>,
+            Arc<dyn RevocationList>,
+            Arc<dyn AttemptTracker>,
+        ) = match cache.backend {
+            CacheBackend::Memory => (
+                Arc::new(MemoryCache::new(cache.memory_max_bytes)),
+                Arc::new(MemoryRevocationList::default()),
+                Arc::new(MemoryAttemptTracker::new(Arc::clone(&clock))),
+            ),
+            CacheBackend::Redis => {
+                let redis =
+                    RedisConnection::connect(cache.redis.url.expose_secret(), &cache.redis.prefix).await?;
+                (
+                    Arc::new(RedisCache(redis.clone())),
+                    Arc::new(RedisRevocationList(redis.clone())),
+                    Arc::new(RedisAttemptTracker::new(redis)),
+                )
+            }
+        };
+        Ok(Self { store, cache, revocations, attempts, clock })
+    }
+}
+
+impl RecipesModule {
+    /// Wires the recipes and identity use cases to the infrastructure. `issuer` is the `iss` of the
+    /// tokens this process issues (see `identity.issuer`).
+    pub async fn new(
+        infrastructure: &Infrastructure,
+        settings: &Settings,
+        issuer: String,
+    ) -> anyhow::Result<Self> {
+        let clock = Arc::clone(&infrastructure.clock);
+        let repository: Arc<dyn RecipeRepository> =
+            Arc::new(SqliteRecipeRepository::new(&infrastructure.store));
+        let ttls = CacheTtls { item: settings.cache.item_ttl, list: settings.cache.list_ttl };
+        let service = RecipeService::new(
+            Arc::clone(&repository),
+            Arc::clone(&infrastructure.cache),
+            Arc::clone(&clock),
+            ttls,
+        );
+
+        let auth_state = identity(infrastructure, &settings.identity, issuer).await?;
+        let auth = AuthConfig {
+            authenticator: Arc::new(auth_state.service.clone()),
+            cookie_key: auth_state.cookie_key.clone(),
+        };
+        let health_checks: Vec<Arc<dyn HealthCheck>> = vec![
+            Arc::new(infrastructure.store.clone()),
+            Arc::new(CacheCheck(Arc::clone(&infrastructure.cache))),
+        ];
+        Ok(Self {
+            router: http::routes(service.clone(), auth_state, auth.clone()),
+            health_checks,
+            openapi: http::openapi(),
+            service,
+            auth,
+        })
+    }
+
+    /// Stores the bundled samples if the store is empty; returns how many were stored.
+    pub async fn seed_samples(&self) -> anyhow::Result<usize> {
+        let samples = galley_recipes::seed::sample_recipes()?;
+        Ok(self.service.seed_if_empty(samples).await?)
+    }
+}
+
+/// The built-in identity provider on the embedded store.
+async fn identity(
+    infrastructure: &Infrastructure,
+    settings: &IdentitySettings,
+    issuer: String,
+) -> anyhow::Result<AuthState> {
+    let clock = Arc::clone(&infrastructure.clock);
+    let issuer = IssuerConfig {
+        issuer,
+        api_audience: settings.api_audience.clone(),
+        client_id: settings.client_id.clone(),
+    };
+    let key_policy = KeyPolicy {
+        rotate_after: settings.signing_key_rotation,
+        // Retired keys stay published while tokens they signed can still be valid, plus skew margin.
+        publish_retired_for: settings.access_token_ttl + std::time::Duration::from_secs(300),
+    };
+    let keys = Arc::new(
+        KeyRing::open(
+            Arc::new(SqliteSigningKeyStore::new(&infrastructure.store)),
+            Arc::clone(&clock),
+            key_policy,
+        )
+        .await?,
+    );
+    let jwt = Arc::new(JwtAuthority::new(
+        Arc::clone(&keys),
+        Arc::clone(&clock),
+        issuer.issuer.clone(),
+        issuer.api_audience.clone(),
+    ));
+    let ports = BuiltinPorts {
+        users: Arc::new(SqliteUserRepository::new(&infrastructure.store)),
+        refresh_tokens: Arc::new(SqliteRefreshTokenStore::new(&infrastructure.store)),
+        revocations: Arc::clone(&infrastructure.revocations),
+        hasher: Arc::new(Argon2Hasher::new(settings.argon2)?),
+        signer: jwt.clone(),
+        clock: Arc::clone(&clock),
+    };
+    let lifetimes = TokenLifetimes { access: settings.access_token_ttl, refresh: settings.refresh_token_ttl };
+    let provider = BuiltinIdentityProvider::new(ports, issuer.clone(), lifetimes).await?;
+    let policy = LockoutPolicy {
+        max_failures_per_username: settings.lockout.max_failures_per_username,
+        max_failures_per_client: settings.lockout.max_failures_per_client,
+        window: settings.lockout.window,
+    };
+    let service = AuthService::new(
+        Arc::new(provider),
+        jwt,
+        Arc::clone(&infrastructure.revocations),
+        Arc::clone(&infrastructure.attempts),
+        clock,
+        policy,
+    );
+    Ok(AuthState {
+        service,
+        keys,
+        issuer,
+        cookie_key: galley_http_kit::auth::cookie_key(settings.cookie_key.as_ref())?,
+        access_ttl: settings.access_token_ttl,
+    })
+}
+
+/// The `iss` of this process's tokens: configured, or derived from the address it listens on.
+pub fn issuer_for(settings: &IdentitySettings, address: SocketAddr) -> String {
+    settings.issuer.clone().unwrap_or_else(|| format!("http://{address}/"))
+}
+
+/// The message catalogue of a process serving recipes.
+pub fn localizer() -> anyhow::Result<Localizer> {
+    Ok(Localizer::builder()
+        .add_resources(&galley_platform::i18n::PLATFORM_RESOURCES)
+        .add_resources(&crate::RESOURCES)
+        .build()?)
+}
+
+/// The standalone recipes-api process.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    http: HttpSettings,
+    store: SqliteStore,
+}
+
+impl Application {
+    /// Opens the adapters, seeds if configured, and binds the listener (port 0 picks a free port).
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the clock the use cases see (tests move time forward).
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.http.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.http.bind))?;
+        let issuer = issuer_for(&settings.identity, listener.local_addr()?);
+        let infrastructure = Infrastructure::open(&settings.store, &settings.cache, clock).await?;
+        let module = RecipesModule::new(&infrastructure, &settings, issuer).await?;
+        if settings.recipes.seed_samples {
+            let seeded = module.seed_samples().await?;
+            if seeded > 0 {
+                tracing::info!(seeded, "stored sample recipes");
+            }
+        }
+        let context = HttpContext { localizer: Arc::new(localizer()?), settings: settings.http.clone() };
+        let router = process_router(module.router, module.health_checks, module.openapi, context);
+        Ok(Self { listener, router, http: settings.http, store: infrastructure.store })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|addr| addr.port()).unwrap_or_default()
+    }
+
+    /// Serves until `shutdown` fires and in-flight requests finish, then closes the store.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
+        let result =
+            galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await;
+        self.store.close().await;
+        result
+    }
+}
+
+/// Readiness of the recipe store.
+/// Readiness of the cache; not critical, as reads fall back to the store.
+#[derive(Debug)]
+struct CacheCheck(Arc<dyn Cache>);
+
+#[async_trait]
+impl HealthCheck for CacheCheck {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.0.ping().await.map_err(|error| error.to_string())
+    }
+
+    fn critical(&self) -> bool {
+        false
+    }
+}

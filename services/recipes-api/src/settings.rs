@@ -1,0 +1,91 @@
+//! recipes-api configuration, loaded by `galley_platform::load_settings` (defaults → `config/*.toml` →
+//! `GALLEY__SECTION__KEY`).
+
+use std::time::Duration;
+
+use galley_crypto::Argon2Params;
+use galley_platform::{CacheSettings, HttpSettings, Secret, StoreSettings, TelemetrySettings};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub http: HttpSettings,
+    pub telemetry: TelemetrySettings,
+    pub store: StoreSettings,
+    pub cache: CacheSettings,
+    pub recipes: RecipesSettings,
+    pub identity: IdentitySettings,
+}
+
+/// `[recipes]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RecipesSettings {
+    /// Store the bundled sample recipes when the store is empty at start-up.
+    pub seed_samples: bool,
+}
+
+/// `[identity]`: the built-in identity provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct IdentitySettings {
+    /// `iss` of issued tokens and base of the discovery URLs. Default: `http://<bound address>/`; set
+    /// it to the public URL (`https://galley.example/`) behind nginx.
+    pub issuer: Option<String>,
+    /// `aud` of access tokens.
+    pub api_audience: String,
+    /// `aud` of ID tokens.
+    pub client_id: String,
+    /// Lifetime of access and ID tokens and of the session cookie (seconds).
+    #[serde(with = "galley_platform::config::duration_secs")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of refresh tokens (seconds).
+    #[serde(with = "galley_platform::config::duration_secs")]
+    pub refresh_token_ttl: Duration,
+    /// Base64 key (at least 32 bytes) encrypting the session cookie. Without one a random key is made at
+    /// start-up: cookies then do not survive a restart (bearer tokens do).
+    pub cookie_key: Option<Secret>,
+    /// Signing keys older than this are rotated at start-up (seconds).
+    #[serde(with = "galley_platform::config::duration_secs")]
+    pub signing_key_rotation: Duration,
+    pub argon2: Argon2Params,
+    pub lockout: LockoutSettings,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            api_audience: "galley-api".to_owned(),
+            client_id: "galley-web".to_owned(),
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            cookie_key: None,
+            signing_key_rotation: Duration::from_secs(30 * 24 * 3600),
+            argon2: Argon2Params::default(),
+            lockout: LockoutSettings::default(),
+        }
+    }
+}
+
+/// `[identity.lockout]`: brute-force protection of sign-in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct LockoutSettings {
+    pub max_failures_per_username: u32,
+    pub max_failures_per_client: u32,
+    /// Length of the counting window and of the lock (seconds).
+    #[serde(with = "galley_platform::config::duration_secs")]
+    pub window: Duration,
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        Self {
+            max_failures_per_username: 5,
+            max_failures_per_client: 5,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! `spawn_app()`: a real recipes-api on a free loopback port with its own temporary database and a
+//! clock the test controls, shared by the API tests and the cucumber features.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::Utc;
+use galley_platform::{HttpSettings, Shutdown};
+use galley_test_support::fixtures::ManualClock;
+use recipes_api::{Application, Settings};
+use reqwest::header::AUTHORIZATION;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+
+pub const PASSWORD: &str = "correct horse!";
+
+#[derive(Debug)]
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub client: reqwest::Client,
+    pub clock: Arc<ManualClock>,
+    pub data_dir: PathBuf,
+    shutdown: Shutdown,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _data: Option<TempDir>,
+}
+
+/// Options for [`spawn_app_with`].
+#[derive(Debug, Default, Clone)]
+pub struct AppOptions {
+    pub seed_samples: bool,
+    /// Reuse a data directory (restart tests); a fresh temporary one otherwise.
+    pub data_dir: Option<PathBuf>,
+    /// Peers whose forwarding headers are trusted.
+    pub trusted_proxies: Vec<String>,
+    /// Use Redis at this URL with this key prefix for the cache, revocations and sign-in attempts.
+    pub redis: Option<(String, String)>,
+    /// The tokens' issuer (replicas share one); derived from the bound address otherwise.
+    pub issuer: Option<String>,
+}
+
+/// A signed-in test user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub username: String,
+    pub access_token: String,
+    pub refresh_token: String,
+    pub id_token: String,
+    /// The `Cookie` header value carrying the session cookie.
+    pub cookie: String,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(AppOptions::default()).await
+}
+
+pub async fn spawn_app_with(options: AppOptions) -> TestApp {
+    let (data_dir, guard) = match options.data_dir {
+        Some(dir) => (dir, None),
+        None => {
+            let temp = tempfile::tempdir().expect("temp dir");
+            (temp.path().to_path_buf(), Some(temp))
+        }
+    };
+    let mut settings = Settings {
+        http: HttpSettings { bind: SocketAddr::from(([127, 0, 0, 1], 0)), ..HttpSettings::default() },
+        ..Settings::default()
+    };
+    settings.http.trusted_proxies =
+        options.trusted_proxies.iter().map(|p| p.parse().expect("network")).collect();
+    settings.store.embedded.path = data_dir.join("galley.db");
+    settings.recipes.seed_samples = options.seed_samples;
+    settings.identity.issuer = options.issuer;
+    if let Some((url, prefix)) = options.redis {
+        settings.cache.backend = galley_platform::CacheBackend::Redis;
+        settings.cache.redis.url = url.into();
+        settings.cache.redis.prefix = prefix;
+    }
+    let clock = ManualClock::new(Utc::now());
+    let application =
+        Application::build_with_clock(settings, clock.clone()).await.expect("application builds");
+    let address = application.local_addr().expect("bound");
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::builder().no_proxy().build().expect("http client");
+    TestApp { address, client, clock, data_dir, shutdown, server: Some(server), _data: guard }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    /// GET `path` and decode the JSON body (whatever the status).
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.get(path).await.json().await.expect("json body")
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    /// A request carrying `user`'s bearer token.
+    pub fn as_user(&self, method: reqwest::Method, path: &str, user: &TestUser) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .header(AUTHORIZATION, format!("Bearer {}", user.access_token))
+    }
+
+    pub async fn sign_up(&self, username: &str) -> reqwest::Response {
+        self.post_json(
+            "/auth/signup",
+            &json!({"email": format!("{username}@example.com"), "username": username, "password": PASSWORD}),
+        )
+        .await
+    }
+
+    pub async fn sign_in(&self, username: &str, password: &str) -> reqwest::Response {
+        self.post_json("/auth/signin", &json!({"username": username, "password": password})).await
+    }
+
+    /// Signs a new user up and in.
+    pub async fn user(&self, username: &str) -> TestUser {
+        assert_eq!(self.sign_up(username).await.status(), 201, "sign-up of {username}");
+        let response = self.sign_in(username, PASSWORD).await;
+        assert_eq!(response.status(), 200, "sign-in of {username}");
+        TestUser::from_sign_in(username, response).await
+    }
+
+    /// Creates a recipe as `user` and returns its JSON representation.
+    pub async fn create_recipe_as(
+        &self,
+        user: &TestUser,
+        name: &str,
+        tags: &[&str],
+        ingredients: &[&str],
+    ) -> Value {
+        let response = self
+            .as_user(reqwest::Method::POST, "/recipes", user)
+            .json(&json!({"name": name, "tags": tags, "ingredients": ingredients, "instructions": ["Cook it."]}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), 201, "creating {name}");
+        response.json().await.expect("json body")
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.trigger();
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+impl TestUser {
+    pub async fn from_sign_in(username: &str, response: reqwest::Response) -> Self {
+        let cookie = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("Authorization="))
+            .and_then(|v| v.split(';').next())
+            .unwrap_or_default()
+            .to_owned();
+        let body: Value = response.json().await.expect("token json");
+        let field = |name: &str| body[name].as_str().unwrap_or_default().to_owned();
+        Self {
+            username: username.to_owned(),
+            access_token: field("access_token"),
+            refresh_token: field("refresh_token"),
+            id_token: field("id_token"),
+            cookie,
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}

@@ -1,0 +1,173 @@
+//! Composition root of rss-api.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+
+use galley_crypto::{JwtVerifier, RemoteJwks};
+use galley_embedded::{MemoryRevocationList, SqliteEntryRepository, SqliteJobRepository, SqliteStore};
+use galley_http_kit::{AuthConfig, HttpContext, process_router};
+use galley_identity::{RevocationList, TokenAuthenticator};
+use galley_kernel::{Clock, SystemClock};
+use galley_messaging::{BusHealth, InProcessBus, MessageBus};
+use galley_platform::secret::ExposeSecret as _;
+use galley_platform::{
+    BusBackend, CacheBackend, HealthCheck, HttpSettings, Localizer, Shutdown, StoreBackend,
+};
+use galley_rabbitmq::RabbitMqBus;
+use galley_redis::{RedisConnection, RedisRevocationList};
+use galley_rss::FetchRequests;
+use galley_rss::ports::JobRepository;
+use tokio::net::TcpListener;
+
+use crate::http::{self, RssState};
+use crate::queue::{BusFetchQueue, apply_replies};
+use crate::settings::Settings;
+
+/// What rss-api contributes to a process.
+pub struct RssModule {
+    pub router: Router,
+    pub health_checks: Vec<Arc<dyn HealthCheck>>,
+    pub openapi: utoipa::openapi::OpenApi,
+    pub requests: FetchRequests,
+    bus: Arc<dyn MessageBus>,
+}
+
+impl std::fmt::Debug for RssModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RssModule").field("health_checks", &self.health_checks).finish_non_exhaustive()
+    }
+}
+
+impl RssModule {
+    /// Wires the use cases to the store and the bus; `auth` authenticates requests.
+    pub fn new(
+        store: &SqliteStore,
+        bus: Arc<dyn MessageBus>,
+        auth: AuthConfig,
+        localizer: Arc<Localizer>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let jobs: Arc<dyn JobRepository> = Arc::new(SqliteJobRepository::new(store));
+        let requests = FetchRequests::new(
+            Arc::clone(&jobs),
+            Arc::new(SqliteEntryRepository::new(store)),
+            Arc::new(BusFetchQueue::new(Arc::clone(&bus))),
+            clock,
+        );
+        let state = RssState { requests: requests.clone(), localizer };
+        let health_checks: Vec<Arc<dyn HealthCheck>> =
+            vec![Arc::new(store.clone()), Arc::new(BusHealth(Arc::clone(&bus)))];
+        Self { router: http::routes(state, auth), health_checks, openapi: http::openapi(), requests, bus }
+    }
+
+    /// Applies workers' replies in the background until `shutdown`.
+    pub fn spawn_reply_listener(&self, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(apply_replies(Arc::clone(&self.bus), self.requests.clone(), shutdown))
+    }
+}
+
+/// Messages of every service whose routes rss-api serves.
+pub fn localizer() -> anyhow::Result<Localizer> {
+    Ok(Localizer::builder()
+        .add_resources(&galley_platform::i18n::PLATFORM_RESOURCES)
+        .add_resources(&crate::RESOURCES)
+        .build()?)
+}
+
+/// The bus named by the settings.
+pub async fn open_bus(settings: &galley_platform::BusSettings) -> anyhow::Result<Arc<dyn MessageBus>> {
+    Ok(match settings.backend {
+        BusBackend::InProcess => {
+            tracing::warn!("bus.backend = in-process: only services in this process receive its messages");
+            Arc::new(InProcessBus::new())
+        }
+        BusBackend::Rabbitmq => Arc::new(
+            RabbitMqBus::connect(settings.rabbitmq.url.expose_secret(), &settings.rabbitmq.prefix).await?,
+        ),
+    })
+}
+
+/// The standalone rss-api process: verifies tokens against the configured issuer's JWKS.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    http: HttpSettings,
+    store: SqliteStore,
+    module: RssModule,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, None, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], on a given bus and clock (tests share an in-process bus with a worker).
+    pub async fn build_with(
+        settings: Settings,
+        bus: Option<Arc<dyn MessageBus>>,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
+        let bus = match bus {
+            Some(bus) => bus,
+            None => open_bus(&settings.bus).await?,
+        };
+        let store = match settings.store.backend {
+            StoreBackend::Embedded => SqliteStore::open(&settings.store.embedded.path).await?,
+        };
+        let keys = Arc::new(RemoteJwks::new(&settings.identity.issuer)?);
+        let verifier = JwtVerifier::new(
+            keys,
+            Arc::clone(&clock),
+            settings.identity.issuer.clone(),
+            settings.identity.api_audience.clone(),
+        );
+        // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
+        // take effect here at once; in memory, a signed-out token works here until it expires.
+        let revocations: Arc<dyn RevocationList> = match settings.cache.backend {
+            CacheBackend::Memory => Arc::new(MemoryRevocationList::default()),
+            CacheBackend::Redis => Arc::new(RedisRevocationList(
+                RedisConnection::connect(
+                    settings.cache.redis.url.expose_secret(),
+                    &settings.cache.redis.prefix,
+                )
+                .await?,
+            )),
+        };
+        let authenticator = TokenAuthenticator::new(Arc::new(verifier), revocations);
+        let auth = AuthConfig {
+            authenticator: Arc::new(authenticator),
+            cookie_key: galley_http_kit::auth::cookie_key(settings.identity.cookie_key.as_ref())?,
+        };
+        let localizer = Arc::new(localizer()?);
+        let module = RssModule::new(&store, bus, auth, Arc::clone(&localizer), clock);
+        let context = HttpContext { localizer, settings: settings.http.clone() };
+        let router = process_router(
+            module.router.clone(),
+            module.health_checks.clone(),
+            module.openapi.clone(),
+            context,
+        );
+        let listener = TcpListener::bind(settings.http.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.http.bind))?;
+        Ok(Self { listener, router, http: settings.http, store, module })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves and applies replies until `shutdown`, then closes the store.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
+        let replies = self.module.spawn_reply_listener(shutdown.clone());
+        let result =
+            galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await;
+        replies.abort();
+        self.store.close().await;
+        result
+    }
+}

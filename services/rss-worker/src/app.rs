@@ -1,0 +1,115 @@
+//! Composition root of rss-worker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use axum::Router;
+use galley_embedded::{SqliteEntryRepository, SqliteFeedStateRepository, SqliteJobRepository, SqliteStore};
+use galley_http_fetch::HttpFeedFetcher;
+use galley_http_kit::{HttpContext, process_router};
+use galley_kernel::{Clock, SystemClock};
+use galley_messaging::{BusHealth, InProcessBus, MessageBus};
+use galley_platform::secret::ExposeSecret as _;
+use galley_platform::{BusBackend, HealthCheck, HttpSettings, Localizer, Shutdown, StoreBackend};
+use galley_rabbitmq::RabbitMqBus;
+use galley_rss::fetch::FeedFetcher;
+use galley_rss::ingest::IngestionPorts;
+use galley_rss::{FeedIngestion, RetryPolicy};
+use tokio::net::TcpListener;
+
+use crate::settings::Settings;
+use crate::worker::{Worker, WorkerSettings};
+
+/// The ingestion use case on the embedded store.
+pub fn ingestion(
+    store: &SqliteStore,
+    fetcher: Arc<dyn FeedFetcher>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+) -> FeedIngestion {
+    let ports = IngestionPorts {
+        jobs: Arc::new(SqliteJobRepository::new(store)),
+        entries: Arc::new(SqliteEntryRepository::new(store)),
+        feeds: Arc::new(SqliteFeedStateRepository::new(store)),
+        fetcher,
+        clock,
+    };
+    FeedIngestion::new(ports, retry)
+}
+
+/// A worker on `bus`, fetching with `settings.fetch`.
+pub fn worker(
+    store: &SqliteStore,
+    bus: Arc<dyn MessageBus>,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Worker> {
+    let fetcher =
+        Arc::new(HttpFeedFetcher::new(settings.fetch.clone()).context("building the feed fetcher")?);
+    let ingestion = ingestion(store, fetcher, clock, settings.retry.policy());
+    Ok(Worker::new(bus, ingestion, WorkerSettings { ..settings.worker.clone() }))
+}
+
+/// The standalone rss-worker process: the worker plus `/health/live` and `/health/ready`.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    http: HttpSettings,
+    store: SqliteStore,
+    worker: Worker,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, None).await
+    }
+
+    /// As [`Application::build`], on a given bus (tests share an in-process bus with rss-api).
+    pub async fn build_with(settings: Settings, bus: Option<Arc<dyn MessageBus>>) -> anyhow::Result<Self> {
+        let bus: Arc<dyn MessageBus> = match (bus, settings.bus.backend) {
+            (Some(bus), _) => bus,
+            (None, BusBackend::InProcess) => {
+                tracing::warn!(
+                    "bus.backend = in-process: this worker only sees messages published in its own process"
+                );
+                Arc::new(InProcessBus::new())
+            }
+            (None, BusBackend::Rabbitmq) => Arc::new(
+                RabbitMqBus::connect(
+                    settings.bus.rabbitmq.url.expose_secret(),
+                    &settings.bus.rabbitmq.prefix,
+                )
+                .await?,
+            ),
+        };
+        let store = match settings.store.backend {
+            StoreBackend::Embedded => SqliteStore::open(&settings.store.embedded.path).await?,
+        };
+        let worker = worker(&store, Arc::clone(&bus), &settings, Arc::new(SystemClock))?;
+        let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(store.clone()), Arc::new(BusHealth(bus))];
+        let localizer =
+            Localizer::builder().add_resources(&galley_platform::i18n::PLATFORM_RESOURCES).build()?;
+        let context = HttpContext { localizer: Arc::new(localizer), settings: settings.http.clone() };
+        let router =
+            process_router(Router::new(), checks, utoipa::openapi::OpenApiBuilder::new().build(), context);
+        let listener = TcpListener::bind(settings.http.bind)
+            .await
+            .with_context(|| format!("binding {}", settings.http.bind))?;
+        Ok(Self { listener, router, http: settings.http, store, worker })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Works and serves health until `shutdown`, lets deliveries in progress finish, closes the store.
+    pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await?;
+        worker.await.context("worker task")??;
+        self.store.close().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,156 @@
+//! The worker loop.
+//!
+//! For each delivery: decode the envelope (undecodable → dead-letter, never retried), run the
+//! ingestion use case, then — only after entries and job status are stored — reply to `reply_to` and
+//! acknowledge. Transient fetch failures are re-delivered after the use case's backoff; store or bus
+//! failures are retried too. At most `concurrency` deliveries are processed at once (the subscription's
+//! prefetch), and shutdown waits for the ones in progress.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus};
+use galley_messaging::{Delivery, MessageBus, OutgoingMessage, Settle};
+use galley_platform::Shutdown;
+use galley_rss::model::{Job, JobStatus};
+use galley_rss::{FeedIngestion, FeedUrl, IngestOutcome, JobId};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use crate::REQUESTS_QUEUE;
+
+/// `[worker]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct WorkerSettings {
+    /// Feeds fetched at once by one worker process.
+    pub concurrency: u16,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self { concurrency: 8 }
+    }
+}
+
+/// Delay before retrying a delivery that failed for an infrastructure reason (store, bus).
+const INFRASTRUCTURE_RETRY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct Worker {
+    bus: Arc<dyn MessageBus>,
+    ingestion: FeedIngestion,
+    settings: WorkerSettings,
+}
+
+impl Worker {
+    pub fn new(bus: Arc<dyn MessageBus>, ingestion: FeedIngestion, settings: WorkerSettings) -> Self {
+        Self { bus, ingestion, settings }
+    }
+
+    /// Consumes until `shutdown`, then lets deliveries in progress finish.
+    pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
+        let mut subscription = self.bus.subscribe(REQUESTS_QUEUE, self.settings.concurrency.max(1)).await?;
+        let mut in_progress = JoinSet::new();
+        loop {
+            let delivery = tokio::select! {
+                delivery = subscription.next() => match delivery { Some(d) => d, None => break },
+                () = shutdown.wait() => break,
+            };
+            let worker = self.clone();
+            in_progress.spawn(async move { worker.handle(delivery).await });
+            // Reap finished tasks so the set does not grow with the queue's history.
+            while in_progress.try_join_next().is_some() {}
+        }
+        while in_progress.join_next().await.is_some() {}
+        Ok(())
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let settle = match decode(&delivery.message.body) {
+            Err(reason) => {
+                tracing::warn!(message_id = %delivery.message.message_id, %reason, "undecodable fetch request");
+                Settle::DeadLetter(reason)
+            }
+            Ok((job_id, url, reply_to)) => self.ingest(job_id, &url, reply_to.as_deref()).await,
+        };
+        if let Err(error) = delivery.settle(settle).await {
+            tracing::warn!(%error, "could not settle a fetch request; it will be delivered again");
+        }
+    }
+
+    async fn ingest(&self, job_id: JobId, url: &FeedUrl, reply_to: Option<&str>) -> Settle {
+        match self.ingestion.process(job_id, url).await {
+            Ok(IngestOutcome::Finished(job)) => match reply_to {
+                Some(queue) => match self.reply(queue, &job).await {
+                    Ok(()) => Settle::Ack,
+                    Err(error) => {
+                        tracing::warn!(%error, job = %job_id, "could not reply; will process again (idempotent)");
+                        Settle::RetryAfter(INFRASTRUCTURE_RETRY)
+                    }
+                },
+                None => Settle::Ack,
+            },
+            Ok(IngestOutcome::RetryAfter(delay)) => Settle::RetryAfter(delay),
+            Ok(IngestOutcome::UnknownJob) => {
+                tracing::info!(job = %job_id, "fetch request for an unknown job ignored");
+                Settle::Ack
+            }
+            Err(error) => {
+                tracing::warn!(%error, job = %job_id, "ingestion failed; will retry");
+                Settle::RetryAfter(INFRASTRUCTURE_RETRY)
+            }
+        }
+    }
+
+    async fn reply(&self, queue: &str, job: &Job) -> anyhow::Result<()> {
+        let payload = FetchCompletedV1 {
+            job_id: job.id.to_string(),
+            status: if job.status == JobStatus::Done { FetchStatus::Done } else { FetchStatus::Failed },
+            inserted: job.inserted,
+            skipped: job.skipped,
+            error: job.error.clone(),
+        };
+        // Deterministic per job, so a repeated reply is recognisably the same message.
+        let message_id =
+            uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("completed:{}", job.id).as_bytes())
+                .to_string();
+        let envelope = Envelope::new(message_id.clone(), job.id.to_string(), None, payload);
+        let body = galley_contracts::encode(&envelope)?;
+        let message = OutgoingMessage {
+            message_id,
+            correlation_id: Some(job.id.to_string()),
+            reply_to: None,
+            body: Bytes::from(body),
+        };
+        self.bus.publish(queue, message).await?;
+        Ok(())
+    }
+}
+
+/// The job, URL and reply queue of a fetch request, or why it can never be processed.
+fn decode(body: &[u8]) -> Result<(JobId, FeedUrl, Option<String>), String> {
+    let envelope: Envelope<FetchRequestedV1> = galley_contracts::decode(body)
+        .and_then(|raw| raw.payload_as::<FetchRequestedV1>())
+        .map_err(|error| error.to_string())?;
+    let job_id =
+        envelope.payload.job_id.parse().map_err(|_| format!("bad job id {}", envelope.payload.job_id))?;
+    let url = FeedUrl::parse(&envelope.payload.url).map_err(|violations| format!("bad url: {violations}"))?;
+    Ok((job_id, url, envelope.reply_to))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_failure_code_a_job_can_end_with_is_in_the_wire_contract() {
+        let codes =
+            galley_rss::fetch::FetchErrorCode::ALL.iter().map(|code| code.as_str()).chain(["internal_error"]);
+        for code in codes {
+            assert!(
+                code.parse::<galley_contracts::FetchErrorCode>().is_ok(),
+                "{code} missing from the contract"
+            );
+        }
+    }
+}
