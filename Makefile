@@ -10,10 +10,15 @@ help: ## List every target with its description
 run: ## Run every service in one process on embedded defaults (http://127.0.0.1:8080)
 	$(CARGO) run --release -p galley -- serve
 
-test: ## Run the whole test suite (unit, contract, API, cucumber features, binary)
+test: ## Run the whole test suite (unit, contract, API, cucumber, binary, failure drills); installs/starts Redis and RabbitMQ if missing
+	scripts/test-prerequisites.sh
 	$(CARGO) test --workspace --locked --no-fail-fast
-	@if [ -z "$$GALLEY_TEST_MONGODB_URI" ]; then \
-		echo "NOTE: the MongoDB contract suites were SKIPPED (no server): set GALLEY_TEST_MONGODB_URI=mongodb://... to run them."; \
+	@if [ -n "$$GALLEY_TEST_MONGODB_URI" ]; then \
+		echo "Running the MongoDB suites against GALLEY_TEST_MONGODB_URI"; \
+		$(CARGO) test --locked -p galley-mongo --test contracts -- --include-ignored && \
+		$(CARGO) test --locked -p rss-api --test standalone -- --include-ignored mongodb; \
+	else \
+		echo "NOTE: the MongoDB suites were SKIPPED (shown as ignored above; no server): set GALLEY_TEST_MONGODB_URI=mongodb://... to run them."; \
 	fi
 
 check: fmt lint test ## Format check, lints and tests: what a pull request must pass

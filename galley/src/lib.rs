@@ -1,6 +1,6 @@
 //! The all-in-one process: every Galley service on one address, on embedded defaults.
 //!
-//! One SQLite file and one in-memory cache are shared by the services; rss-api and rss-worker talk
+//! One document store and one cache are shared by the services; rss-api and rss-worker talk
 //! over an in-process bus; every public route is mounted as nginx presents them in production
 //! (`/recipes`, `/auth`, `/.well-known`, `/rss`), with one `/health` and one `/docs`.
 

@@ -229,6 +229,8 @@ pub enum StoreBackend {
     /// SQLite file in the data directory: zero set-up.
     #[default]
     Embedded,
+    /// MongoDB: shared by every replica and every service.
+    Mongodb,
 }
 
 /// `[store]`: the document store.
@@ -237,6 +239,34 @@ pub enum StoreBackend {
 pub struct StoreSettings {
     pub backend: StoreBackend,
     pub embedded: EmbeddedStoreSettings,
+    pub mongodb: MongoDbSettings,
+}
+
+/// `[store.mongodb]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct MongoDbSettings {
+    /// Connection string (`mongodb://user:password@host:port/?options`); a secret because it may carry
+    /// the password.
+    pub uri: crate::secret::Secret,
+    /// The database every service works in (a collection per aggregate).
+    pub database: String,
+    /// Connections per process to each server.
+    pub max_pool_size: u32,
+    /// Seconds a request waits to reach a server (selection and connect) before it is answered 503.
+    #[serde(with = "duration_secs")]
+    pub timeout: Duration,
+}
+
+impl Default for MongoDbSettings {
+    fn default() -> Self {
+        Self {
+            uri: crate::secret::Secret::from("mongodb://127.0.0.1:27017"),
+            database: "galley".to_owned(),
+            max_pool_size: 20,
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

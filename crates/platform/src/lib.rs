@@ -18,7 +18,7 @@ pub mod telemetry;
 
 pub use config::{
     BusBackend, BusSettings, CacheBackend, CacheSettings, ConfigError, ConfigSource, EmbeddedStoreSettings,
-    HttpSettings, StoreBackend, StoreSettings, load_settings,
+    HttpSettings, MongoDbSettings, StoreBackend, StoreSettings, load_settings,
 };
 pub use health::{HealthCheck, ReadinessReport};
 pub use i18n::{Locale, Localizer, MessageArg};

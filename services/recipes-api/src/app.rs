@@ -8,10 +8,6 @@ use async_trait::async_trait;
 use axum::Router;
 
 use galley_crypto::{Argon2Hasher, JwtAuthority, KeyPolicy, KeyRing};
-use galley_embedded::{
-    MemoryAttemptTracker, MemoryCache, MemoryRevocationList, SqliteRecipeRepository, SqliteRefreshTokenStore,
-    SqliteSigningKeyStore, SqliteStore, SqliteUserRepository,
-};
 use galley_http_kit::{AuthConfig, HttpContext, process_router};
 use galley_identity::provider::BuiltinPorts;
 use galley_identity::{
@@ -19,12 +15,9 @@ use galley_identity::{
     TokenLifetimes,
 };
 use galley_kernel::{Cache, Clock, SystemClock};
-use galley_platform::secret::ExposeSecret as _;
-use galley_platform::{
-    CacheBackend, CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreBackend, StoreSettings,
-};
-use galley_recipes::{CacheTtls, RecipeRepository, RecipeService};
-use galley_redis::{RedisAttemptTracker, RedisCache, RedisConnection, RedisRevocationList};
+use galley_platform::{CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreSettings};
+use galley_recipes::{CacheTtls, RecipeService};
+use galley_wiring::{CacheAdapters, DocumentStore};
 use tokio::net::TcpListener;
 
 use crate::http;
@@ -49,10 +42,10 @@ impl std::fmt::Debug for RecipesModule {
 }
 
 /// Shared infrastructure a module may be handed instead of opening its own (the all-in-one binary
-/// shares one embedded store and one cache between services).
+/// shares one store and one cache between services).
 #[derive(Debug, Clone)]
 pub struct Infrastructure {
-    pub store: SqliteStore,
+    pub store: DocumentStore,
     pub cache: Arc<dyn Cache>,
     /// Revoked token and session ids (lives with the cache: in memory, or Redis in production).
     pub revocations: Arc<dyn RevocationList>,
@@ -62,35 +55,15 @@ pub struct Infrastructure {
 }
 
 impl Infrastructure {
-    /// Opens the adapters named by the settings.
+    /// Opens the adapters named by the settings (`store.backend`, `cache.backend`).
     pub async fn open(
         store: &StoreSettings,
         cache: &CacheSettings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
-        let store = match store.backend {
-            StoreBackend::Embedded => SqliteStore::open(&store.embedded.path).await?,
-        };
-        let (cache, revocations, attempts): (
-            Arc<dyn Cache>,
-            Arc<dyn RevocationList>,
-            Arc<dyn AttemptTracker>,
-        ) = match cache.backend {
-            CacheBackend::Memory => (
-                Arc::new(MemoryCache::new(cache.memory_max_bytes)),
-                Arc::new(MemoryRevocationList::default()),
-                Arc::new(MemoryAttemptTracker::new(Arc::clone(&clock))),
-            ),
-            CacheBackend::Redis => {
-                let redis =
-                    RedisConnection::connect(cache.redis.url.expose_secret(), &cache.redis.prefix).await?;
-                (
-                    Arc::new(RedisCache(redis.clone())),
-                    Arc::new(RedisRevocationList(redis.clone())),
-                    Arc::new(RedisAttemptTracker::new(redis)),
-                )
-            }
-        };
+        let store = DocumentStore::open(store).await?;
+        let CacheAdapters { cache, revocations, attempts } =
+            CacheAdapters::open(cache, Arc::clone(&clock)).await?;
         Ok(Self { store, cache, revocations, attempts, clock })
     }
 }
@@ -104,11 +77,9 @@ impl RecipesModule {
         issuer: String,
     ) -> anyhow::Result<Self> {
         let clock = Arc::clone(&infrastructure.clock);
-        let repository: Arc<dyn RecipeRepository> =
-            Arc::new(SqliteRecipeRepository::new(&infrastructure.store));
         let ttls = CacheTtls { item: settings.cache.item_ttl, list: settings.cache.list_ttl };
         let service = RecipeService::new(
-            Arc::clone(&repository),
+            Arc::clone(&infrastructure.store.recipes),
             Arc::clone(&infrastructure.cache),
             Arc::clone(&clock),
             ttls,
@@ -120,7 +91,7 @@ impl RecipesModule {
             cookie_key: auth_state.cookie_key.clone(),
         };
         let health_checks: Vec<Arc<dyn HealthCheck>> = vec![
-            Arc::new(infrastructure.store.clone()),
+            Arc::clone(&infrastructure.store.health),
             Arc::new(CacheCheck(Arc::clone(&infrastructure.cache))),
         ];
         Ok(Self {
@@ -139,7 +110,7 @@ impl RecipesModule {
     }
 }
 
-/// The built-in identity provider on the embedded store.
+/// The built-in identity provider on the document store.
 async fn identity(
     infrastructure: &Infrastructure,
     settings: &IdentitySettings,
@@ -157,12 +128,7 @@ async fn identity(
         publish_retired_for: settings.access_token_ttl + std::time::Duration::from_secs(300),
     };
     let keys = Arc::new(
-        KeyRing::open(
-            Arc::new(SqliteSigningKeyStore::new(&infrastructure.store)),
-            Arc::clone(&clock),
-            key_policy,
-        )
-        .await?,
+        KeyRing::open(Arc::clone(&infrastructure.store.signing_keys), Arc::clone(&clock), key_policy).await?,
     );
     let jwt = Arc::new(JwtAuthority::new(
         Arc::clone(&keys),
@@ -171,8 +137,8 @@ async fn identity(
         issuer.api_audience.clone(),
     ));
     let ports = BuiltinPorts {
-        users: Arc::new(SqliteUserRepository::new(&infrastructure.store)),
-        refresh_tokens: Arc::new(SqliteRefreshTokenStore::new(&infrastructure.store)),
+        users: Arc::clone(&infrastructure.store.users),
+        refresh_tokens: Arc::clone(&infrastructure.store.refresh_tokens),
         revocations: Arc::clone(&infrastructure.revocations),
         hasher: Arc::new(Argon2Hasher::new(settings.argon2)?),
         signer: jwt.clone(),
@@ -221,7 +187,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     http: HttpSettings,
-    store: SqliteStore,
+    store: DocumentStore,
 }
 
 impl Application {
@@ -266,7 +232,6 @@ impl Application {
     }
 }
 
-/// Readiness of the recipe store.
 /// Readiness of the cache; not critical, as reads fall back to the store.
 #[derive(Debug)]
 struct CacheCheck(Arc<dyn Cache>);

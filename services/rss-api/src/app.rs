@@ -7,19 +7,13 @@ use anyhow::Context as _;
 use axum::Router;
 
 use galley_crypto::{JwtVerifier, RemoteJwks};
-use galley_embedded::{MemoryRevocationList, SqliteEntryRepository, SqliteJobRepository, SqliteStore};
 use galley_http_kit::{AuthConfig, HttpContext, process_router};
-use galley_identity::{RevocationList, TokenAuthenticator};
+use galley_identity::TokenAuthenticator;
 use galley_kernel::{Clock, SystemClock};
-use galley_messaging::{BusHealth, InProcessBus, MessageBus};
-use galley_platform::secret::ExposeSecret as _;
-use galley_platform::{
-    BusBackend, CacheBackend, HealthCheck, HttpSettings, Localizer, Shutdown, StoreBackend,
-};
-use galley_rabbitmq::RabbitMqBus;
-use galley_redis::{RedisConnection, RedisRevocationList};
+use galley_messaging::{BusHealth, MessageBus};
+use galley_platform::{HealthCheck, HttpSettings, Localizer, Shutdown};
 use galley_rss::FetchRequests;
-use galley_rss::ports::JobRepository;
+use galley_wiring::{CacheAdapters, DocumentStore, open_bus};
 use tokio::net::TcpListener;
 
 use crate::http::{self, RssState};
@@ -44,22 +38,21 @@ impl std::fmt::Debug for RssModule {
 impl RssModule {
     /// Wires the use cases to the store and the bus; `auth` authenticates requests.
     pub fn new(
-        store: &SqliteStore,
+        store: &DocumentStore,
         bus: Arc<dyn MessageBus>,
         auth: AuthConfig,
         localizer: Arc<Localizer>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let jobs: Arc<dyn JobRepository> = Arc::new(SqliteJobRepository::new(store));
         let requests = FetchRequests::new(
-            Arc::clone(&jobs),
-            Arc::new(SqliteEntryRepository::new(store)),
+            Arc::clone(&store.jobs),
+            Arc::clone(&store.entries),
             Arc::new(BusFetchQueue::new(Arc::clone(&bus))),
             clock,
         );
         let state = RssState { requests: requests.clone(), localizer };
         let health_checks: Vec<Arc<dyn HealthCheck>> =
-            vec![Arc::new(store.clone()), Arc::new(BusHealth(Arc::clone(&bus)))];
+            vec![Arc::clone(&store.health), Arc::new(BusHealth(Arc::clone(&bus)))];
         Self { router: http::routes(state, auth), health_checks, openapi: http::openapi(), requests, bus }
     }
 
@@ -77,26 +70,13 @@ pub fn localizer() -> anyhow::Result<Localizer> {
         .build()?)
 }
 
-/// The bus named by the settings.
-pub async fn open_bus(settings: &galley_platform::BusSettings) -> anyhow::Result<Arc<dyn MessageBus>> {
-    Ok(match settings.backend {
-        BusBackend::InProcess => {
-            tracing::warn!("bus.backend = in-process: only services in this process receive its messages");
-            Arc::new(InProcessBus::new())
-        }
-        BusBackend::Rabbitmq => Arc::new(
-            RabbitMqBus::connect(settings.rabbitmq.url.expose_secret(), &settings.rabbitmq.prefix).await?,
-        ),
-    })
-}
-
 /// The standalone rss-api process: verifies tokens against the configured issuer's JWKS.
 #[derive(Debug)]
 pub struct Application {
     listener: TcpListener,
     router: Router,
     http: HttpSettings,
-    store: SqliteStore,
+    store: DocumentStore,
     module: RssModule,
 }
 
@@ -115,9 +95,7 @@ impl Application {
             Some(bus) => bus,
             None => open_bus(&settings.bus).await?,
         };
-        let store = match settings.store.backend {
-            StoreBackend::Embedded => SqliteStore::open(&settings.store.embedded.path).await?,
-        };
+        let store = DocumentStore::open(&settings.store).await?;
         let keys = Arc::new(RemoteJwks::new(&settings.identity.issuer)?);
         let verifier = JwtVerifier::new(
             keys,
@@ -127,16 +105,7 @@ impl Application {
         );
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
         // take effect here at once; in memory, a signed-out token works here until it expires.
-        let revocations: Arc<dyn RevocationList> = match settings.cache.backend {
-            CacheBackend::Memory => Arc::new(MemoryRevocationList::default()),
-            CacheBackend::Redis => Arc::new(RedisRevocationList(
-                RedisConnection::connect(
-                    settings.cache.redis.url.expose_secret(),
-                    &settings.cache.redis.prefix,
-                )
-                .await?,
-            )),
-        };
+        let revocations = CacheAdapters::revocation_list(&settings.cache).await?;
         let authenticator = TokenAuthenticator::new(Arc::new(verifier), revocations);
         let auth = AuthConfig {
             authenticator: Arc::new(authenticator),

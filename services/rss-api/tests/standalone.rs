@@ -1,6 +1,6 @@
 //! The standalone services together: recipes-api (the token issuer), rss-api (verifying tokens through
 //! the issuer's discovery document and JWKS) and rss-worker, as separate applications sharing one
-//! store file and one bus.
+//! document store (a SQLite file, or MongoDB when `GALLEY_TEST_MONGODB_URI` names a server) and one bus.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -24,9 +24,40 @@ enum Wiring {
     RabbitMq { prefix: String },
 }
 
+/// Where the three services keep their documents.
+enum Store {
+    /// One SQLite file in the test's temp dir.
+    Embedded,
+    /// A fresh database on a MongoDB server, dropped at the end.
+    MongoDb { uri: String, database: String },
+}
+
+impl Store {
+    fn settings(&self, data_dir: &std::path::Path) -> galley_platform::StoreSettings {
+        let mut settings = galley_platform::StoreSettings::default();
+        match self {
+            Store::Embedded => settings.embedded.path = data_dir.join("galley.db"),
+            Store::MongoDb { uri, database } => {
+                settings.backend = galley_platform::StoreBackend::Mongodb;
+                settings.mongodb.uri = uri.as_str().into();
+                settings.mongodb.database = database.clone();
+            }
+        }
+        settings
+    }
+
+    async fn drop_database(&self) {
+        if let Store::MongoDb { .. } = self {
+            let settings = self.settings(std::path::Path::new("."));
+            let store = galley_mongo::MongoStore::connect(&settings.mongodb).await.expect("MongoDB");
+            store.database().drop().await.expect("database dropped");
+        }
+    }
+}
+
 #[tokio::test]
 async fn rss_api_verifies_the_issuers_tokens_and_the_worker_completes_jobs() {
-    run_pipeline(Wiring::InProcess).await;
+    run_pipeline(Wiring::InProcess, &Store::Embedded).await;
 }
 
 /// The broker: `GALLEY_TEST_RABBITMQ_URL`, else the pre-started one on loopback.
@@ -70,18 +101,35 @@ impl Drop for DeleteQueues {
 async fn the_services_work_as_separate_parts_over_rabbitmq() {
     let prefix = format!("galley-test.{}.", uuid::Uuid::now_v7().simple());
     let _cleanup = DeleteQueues(prefix.clone());
-    run_pipeline(Wiring::RabbitMq { prefix }).await;
+    run_pipeline(Wiring::RabbitMq { prefix }, &Store::Embedded).await;
 }
 
-async fn run_pipeline(wiring: Wiring) {
+/// The production shape: three services, each with its own connections to MongoDB and RabbitMQ.
+#[tokio::test]
+#[ignore = "needs a MongoDB server: GALLEY_TEST_MONGODB_URI"]
+async fn the_services_work_as_separate_parts_on_mongodb_and_rabbitmq() {
+    let Some(uri) = std::env::var("GALLEY_TEST_MONGODB_URI").ok().filter(|uri| !uri.is_empty()) else {
+        eprintln!("SKIPPED: GALLEY_TEST_MONGODB_URI names no MongoDB server");
+        return;
+    };
+    let store = Store::MongoDb { uri, database: format!("galley_test_{}", uuid::Uuid::now_v7().simple()) };
+    let prefix = format!("galley-test.{}.", uuid::Uuid::now_v7().simple());
+    let _cleanup = DeleteQueues(prefix.clone());
+    run_pipeline(Wiring::RabbitMq { prefix }, &store).await;
+    store.drop_database().await;
+}
+
+async fn run_pipeline(wiring: Wiring, store: &Store) {
     let data = tempfile::tempdir().expect("temp dir");
-    let db = data.path().join("galley.db");
     let shutdown = Shutdown::new();
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
 
     // The issuer.
-    let mut recipes = recipes_api::Settings { http: loopback_http(), ..Default::default() };
-    recipes.store.embedded.path = db.clone();
+    let recipes = recipes_api::Settings {
+        http: loopback_http(),
+        store: store.settings(data.path()),
+        ..Default::default()
+    };
     let issuer_app = recipes_api::Application::build(recipes).await.expect("recipes-api");
     let issuer = format!("http://{}/", issuer_app.local_addr().expect("bound"));
     tokio::spawn(issuer_app.run_until_stopped(shutdown.clone()));
@@ -97,17 +145,24 @@ async fn run_pipeline(wiring: Wiring) {
             None
         }
     };
-    let mut rss =
-        rss_api::Settings { http: loopback_http(), bus: bus_settings.clone(), ..Default::default() };
-    rss.store.embedded.path = db.clone();
+    let mut rss = rss_api::Settings {
+        http: loopback_http(),
+        bus: bus_settings.clone(),
+        store: store.settings(data.path()),
+        ..Default::default()
+    };
     rss.identity.issuer = issuer.clone();
     let rss_app =
         rss_api::Application::build_with(rss, shared.clone(), Arc::new(SystemClock)).await.expect("rss-api");
     let rss_base = format!("http://{}", rss_app.local_addr().expect("bound"));
     tokio::spawn(rss_app.run_until_stopped(shutdown.clone()));
 
-    let mut worker = rss_worker::Settings { http: loopback_http(), bus: bus_settings, ..Default::default() };
-    worker.store.embedded.path = db;
+    let mut worker = rss_worker::Settings {
+        http: loopback_http(),
+        bus: bus_settings,
+        store: store.settings(data.path()),
+        ..Default::default()
+    };
     worker.fetch.allow_private_hosts = vec!["127.0.0.1/32".parse().expect("net")];
     let worker_app = rss_worker::app::Application::build_with(worker, shared).await.expect("rss-worker");
     let worker_health = format!("http://{}/health/ready", worker_app.local_addr().expect("bound"));

@@ -5,33 +5,31 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use galley_embedded::{SqliteEntryRepository, SqliteFeedStateRepository, SqliteJobRepository, SqliteStore};
 use galley_http_fetch::HttpFeedFetcher;
 use galley_http_kit::{HttpContext, process_router};
 use galley_kernel::{Clock, SystemClock};
-use galley_messaging::{BusHealth, InProcessBus, MessageBus};
-use galley_platform::secret::ExposeSecret as _;
-use galley_platform::{BusBackend, HealthCheck, HttpSettings, Localizer, Shutdown, StoreBackend};
-use galley_rabbitmq::RabbitMqBus;
+use galley_messaging::{BusHealth, MessageBus};
+use galley_platform::{HealthCheck, HttpSettings, Localizer, Shutdown};
 use galley_rss::fetch::FeedFetcher;
 use galley_rss::ingest::IngestionPorts;
 use galley_rss::{FeedIngestion, RetryPolicy};
+use galley_wiring::{DocumentStore, open_bus};
 use tokio::net::TcpListener;
 
 use crate::settings::Settings;
 use crate::worker::{Worker, WorkerSettings};
 
-/// The ingestion use case on the embedded store.
+/// The ingestion use case on the document store.
 pub fn ingestion(
-    store: &SqliteStore,
+    store: &DocumentStore,
     fetcher: Arc<dyn FeedFetcher>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
 ) -> FeedIngestion {
     let ports = IngestionPorts {
-        jobs: Arc::new(SqliteJobRepository::new(store)),
-        entries: Arc::new(SqliteEntryRepository::new(store)),
-        feeds: Arc::new(SqliteFeedStateRepository::new(store)),
+        jobs: Arc::clone(&store.jobs),
+        entries: Arc::clone(&store.entries),
+        feeds: Arc::clone(&store.feeds),
         fetcher,
         clock,
     };
@@ -40,7 +38,7 @@ pub fn ingestion(
 
 /// A worker on `bus`, fetching with `settings.fetch`.
 pub fn worker(
-    store: &SqliteStore,
+    store: &DocumentStore,
     bus: Arc<dyn MessageBus>,
     settings: &Settings,
     clock: Arc<dyn Clock>,
@@ -57,7 +55,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     http: HttpSettings,
-    store: SqliteStore,
+    store: DocumentStore,
     worker: Worker,
 }
 
@@ -68,27 +66,13 @@ impl Application {
 
     /// As [`Application::build`], on a given bus (tests share an in-process bus with rss-api).
     pub async fn build_with(settings: Settings, bus: Option<Arc<dyn MessageBus>>) -> anyhow::Result<Self> {
-        let bus: Arc<dyn MessageBus> = match (bus, settings.bus.backend) {
-            (Some(bus), _) => bus,
-            (None, BusBackend::InProcess) => {
-                tracing::warn!(
-                    "bus.backend = in-process: this worker only sees messages published in its own process"
-                );
-                Arc::new(InProcessBus::new())
-            }
-            (None, BusBackend::Rabbitmq) => Arc::new(
-                RabbitMqBus::connect(
-                    settings.bus.rabbitmq.url.expose_secret(),
-                    &settings.bus.rabbitmq.prefix,
-                )
-                .await?,
-            ),
+        let bus = match bus {
+            Some(bus) => bus,
+            None => open_bus(&settings.bus).await?,
         };
-        let store = match settings.store.backend {
-            StoreBackend::Embedded => SqliteStore::open(&settings.store.embedded.path).await?,
-        };
+        let store = DocumentStore::open(&settings.store).await?;
         let worker = worker(&store, Arc::clone(&bus), &settings, Arc::new(SystemClock))?;
-        let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(store.clone()), Arc::new(BusHealth(bus))];
+        let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::clone(&store.health), Arc::new(BusHealth(bus))];
         let localizer =
             Localizer::builder().add_resources(&galley_platform::i18n::PLATFORM_RESOURCES).build()?;
         let context = HttpContext { localizer: Arc::new(localizer), settings: settings.http.clone() };

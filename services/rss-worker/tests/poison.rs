@@ -8,6 +8,7 @@ use galley_embedded::SqliteStore;
 use galley_kernel::SystemClock;
 use galley_messaging::{InProcessBus, MessageBus, OutgoingMessage, dead_letter_queue};
 use galley_platform::Shutdown;
+use galley_wiring::DocumentStore;
 use rss_worker::{REQUESTS_QUEUE, Settings};
 
 fn message(id: &str, body: &'static [u8]) -> OutgoingMessage {
@@ -22,7 +23,8 @@ fn message(id: &str, body: &'static [u8]) -> OutgoingMessage {
 #[tokio::test]
 async fn undecodable_requests_are_dead_lettered_not_retried() {
     let data = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&data.path().join("galley.db")).await.expect("store");
+    let store =
+        DocumentStore::embedded(SqliteStore::open(&data.path().join("galley.db")).await.expect("store"));
     let bus = InProcessBus::new();
     let worker =
         rss_worker::app::worker(&store, Arc::new(bus.clone()), &Settings::default(), Arc::new(SystemClock))

@@ -20,4 +20,4 @@ pub mod store;
 pub use identity::{MongoRefreshTokenStore, MongoSigningKeyStore, MongoUserRepository};
 pub use recipes::MongoRecipeRepository;
 pub use rss::{MongoEntryRepository, MongoFeedStateRepository, MongoJobRepository};
-pub use store::{MongoSettings, MongoStore};
+pub use store::MongoStore;

@@ -3,35 +3,12 @@
 use std::time::Duration;
 
 use galley_kernel::StoreError;
+use galley_platform::MongoDbSettings;
+use galley_platform::secret::ExposeSecret as _;
 use mongodb::bson::doc;
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, Database, IndexModel};
-use serde::Deserialize;
-
-/// `[store.mongodb]`
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default)]
-pub struct MongoSettings {
-    /// Connection string; may carry credentials (from Vault in production).
-    pub uri: String,
-    pub database: String,
-    pub max_pool_size: u32,
-    /// Server selection and connect timeout, in seconds: how long a request waits for MongoDB before
-    /// answering 503.
-    pub timeout_secs: u64,
-}
-
-impl Default for MongoSettings {
-    fn default() -> Self {
-        Self {
-            uri: "mongodb://127.0.0.1:27017".to_owned(),
-            database: "galley".to_owned(),
-            max_pool_size: 20,
-            timeout_secs: 5,
-        }
-    }
-}
 
 /// The database every Mongo repository works on. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -41,12 +18,12 @@ pub struct MongoStore {
 
 impl MongoStore {
     /// Connects (lazily: the driver connects on first use) and creates the indexes.
-    pub async fn connect(settings: &MongoSettings) -> Result<Self, StoreError> {
-        let mut options = ClientOptions::parse(&settings.uri).await.map_err(translate)?;
+    pub async fn connect(settings: &MongoDbSettings) -> Result<Self, StoreError> {
+        let mut options = ClientOptions::parse(settings.uri.expose_secret()).await.map_err(translate)?;
         options.app_name = Some("galley".to_owned());
         options.max_pool_size = Some(settings.max_pool_size);
-        options.server_selection_timeout = Some(Duration::from_secs(settings.timeout_secs));
-        options.connect_timeout = Some(Duration::from_secs(settings.timeout_secs));
+        options.server_selection_timeout = Some(settings.timeout);
+        options.connect_timeout = Some(settings.timeout);
         let client = Client::with_options(options).map_err(translate)?;
         let store = Self { database: client.database(&settings.database) };
         store.ensure_indexes().await?;
@@ -123,6 +100,22 @@ impl MongoStore {
     /// Round trip for readiness probes.
     pub async fn ping(&self) -> Result<(), StoreError> {
         ping(self.database.client()).await
+    }
+
+    /// Closes the client's connections (in-flight operations finish first).
+    pub async fn close(&self) {
+        self.database.client().clone().shutdown().await;
+    }
+}
+
+#[async_trait::async_trait]
+impl galley_platform::HealthCheck for MongoStore {
+    fn name(&self) -> &'static str {
+        "store"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.ping().await.map_err(|error| error.to_string())
     }
 }
 

@@ -266,11 +266,12 @@ pub async fn answers_pings(repo: Repo) {
 
 /// Expands into one `#[tokio::test]` per contract case. `$make` is an expression evaluating to a future
 /// that yields `Some((fresh empty Arc<dyn RecipeRepository>, guard))`, the guard (a temp dir, a server
-/// handle, ...) living until the case ends, or `None` to skip (e.g. no server), which is printed.
+/// handle, ...) living until the case ends, or `None` to skip (e.g. no server), which is printed. A leading
+/// attribute (`#[ignore = "why"]`) is put on every case.
 #[macro_export]
 macro_rules! recipe_repository_contract_tests {
-    ($make:expr) => {
-        $crate::recipe_repository_contract_tests!(@cases $make;
+    (#[$attr:meta] $make:expr) => {
+        $crate::recipe_repository_contract_tests!(@cases [$attr] $make;
             inserted_recipes_read_back_identically,
             unknown_ids_are_absent,
             empty_store_lists_nothing,
@@ -289,9 +290,13 @@ macro_rules! recipe_repository_contract_tests {
             answers_pings,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+    ($make:expr) => {
+        $crate::recipe_repository_contract_tests!(#[cfg_attr(any(), ignore)] $make);
+    };
+    (@cases [$attr:meta] $make:expr; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test]
+            #[$attr]
             async fn $case() {
                 match $make.await {
                     Some((repo, _guard)) => $crate::contracts::recipe_repository::$case(repo).await,

@@ -124,8 +124,8 @@ pub async fn unknown_tokens_are_unknown(tokens: Tokens) {
 /// printed. Cases run on a multi-threaded runtime so the concurrent consumers really race.
 #[macro_export]
 macro_rules! refresh_token_store_contract_tests {
-    ($make:expr) => {
-        $crate::refresh_token_store_contract_tests!(@cases $make;
+    (#[$attr:meta] $make:expr) => {
+        $crate::refresh_token_store_contract_tests!(@cases [$attr] $make;
             a_token_is_fresh_once_then_reported_reused,
             concurrent_consumers_see_exactly_one_fresh,
             revoking_a_family_revokes_all_its_tokens_and_no_others,
@@ -133,9 +133,13 @@ macro_rules! refresh_token_store_contract_tests {
             unknown_tokens_are_unknown,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+    ($make:expr) => {
+        $crate::refresh_token_store_contract_tests!(#[cfg_attr(any(), ignore)] $make);
+    };
+    (@cases [$attr:meta] $make:expr; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[$attr]
             async fn $case() {
                 match $make.await {
                     Some((tokens, _guard)) => $crate::contracts::refresh_tokens::$case(tokens).await,

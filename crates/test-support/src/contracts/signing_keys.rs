@@ -89,11 +89,12 @@ pub async fn retiring_or_deleting_unknown_keys_is_harmless(keys: Keys) {
 
 /// Expands into one `#[tokio::test]` per signing-key store contract case. `$make` is an expression
 /// evaluating to a future that yields `Some((Arc<dyn SigningKeyStore>, guard))`, the guard (a temp dir, a
-/// server handle, ...) living until the case ends, or `None` to skip (e.g. no server), which is printed.
+/// server handle, ...) living until the case ends, or `None` to skip (e.g. no server), which is printed. A leading
+/// attribute (`#[ignore = "why"]`) is put on every case.
 #[macro_export]
 macro_rules! signing_key_store_contract_tests {
-    ($make:expr) => {
-        $crate::signing_key_store_contract_tests!(@cases $make;
+    (#[$attr:meta] $make:expr) => {
+        $crate::signing_key_store_contract_tests!(@cases [$attr] $make;
             keys_read_back_oldest_first,
             retired_keys_keep_their_retirement_time,
             keys_inserted_already_retired_read_back_so,
@@ -101,9 +102,13 @@ macro_rules! signing_key_store_contract_tests {
             retiring_or_deleting_unknown_keys_is_harmless,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+    ($make:expr) => {
+        $crate::signing_key_store_contract_tests!(#[cfg_attr(any(), ignore)] $make);
+    };
+    (@cases [$attr:meta] $make:expr; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[$attr]
             async fn $case() {
                 match $make.await {
                     Some((keys, _guard)) => $crate::contracts::signing_keys::$case(keys).await,

@@ -168,12 +168,13 @@ pub async fn answers_pings(users: Users) {
 
 /// Expands into one `#[tokio::test]` per user repository contract case. `$make` is an expression
 /// evaluating to a future that yields `Some((Arc<dyn UserRepository>, guard))`, the guard (a temp dir, a
-/// server handle, ...) living until the case ends, or `None` to skip (e.g. no server), which is printed.
+/// server handle, ...) living until the case ends, or `None` to skip (e.g. no server), which is printed. A leading
+/// attribute (`#[ignore = "why"]`) is put on every case.
 /// Cases run on a multi-threaded runtime so that concurrency is real, as in production.
 #[macro_export]
 macro_rules! user_repository_contract_tests {
-    ($make:expr) => {
-        $crate::user_repository_contract_tests!(@cases $make;
+    (#[$attr:meta] $make:expr) => {
+        $crate::user_repository_contract_tests!(@cases [$attr] $make;
             inserted_users_read_back_by_id_and_username,
             usernames_match_case_insensitively,
             a_taken_username_is_reported_whatever_its_case,
@@ -184,9 +185,13 @@ macro_rules! user_repository_contract_tests {
             answers_pings,
         );
     };
-    (@cases $make:expr; $($case:ident),+ $(,)?) => {
+    ($make:expr) => {
+        $crate::user_repository_contract_tests!(#[cfg_attr(any(), ignore)] $make);
+    };
+    (@cases [$attr:meta] $make:expr; $($case:ident),+ $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            #[$attr]
             async fn $case() {
                 match $make.await {
                     Some((users, _guard)) => $crate::contracts::users::$case(users).await,

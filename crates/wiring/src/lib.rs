@@ -1,0 +1,236 @@
+//! Opens the adapters that configuration names, so that every composition root (the three services and
+//! the all-in-one binary) picks them the same way and holds them as `Arc<dyn Port>`.
+//!
+//! Module map:
+//! - [`DocumentStore`]: `store.backend` → every repository port on SQLite (`embedded`) or MongoDB
+//!   (`mongodb`), plus the store's readiness check and its orderly close.
+//! - [`CacheAdapters`]: `cache.backend` → the cache, the token revocation list and the sign-in attempt
+//!   tracker, in memory (`memory`) or on one shared Redis connection (`redis`).
+//! - [`open_bus`]: `bus.backend` → the message bus, in-process or RabbitMQ.
+//!
+//! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
+//! crates never see it.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use galley_embedded::{
+    MemoryAttemptTracker, MemoryCache, MemoryRevocationList, SqliteEntryRepository,
+    SqliteFeedStateRepository, SqliteJobRepository, SqliteRecipeRepository, SqliteRefreshTokenStore,
+    SqliteSigningKeyStore, SqliteStore, SqliteUserRepository,
+};
+use galley_identity::{AttemptTracker, RefreshTokenStore, RevocationList, SigningKeyStore, UserRepository};
+use galley_kernel::{Cache, Clock};
+use galley_messaging::{InProcessBus, MessageBus};
+use galley_mongo::{
+    MongoEntryRepository, MongoFeedStateRepository, MongoJobRepository, MongoRecipeRepository,
+    MongoRefreshTokenStore, MongoSigningKeyStore, MongoStore, MongoUserRepository,
+};
+use galley_platform::secret::ExposeSecret as _;
+use galley_platform::{
+    BusBackend, BusSettings, CacheBackend, CacheSettings, HealthCheck, StoreBackend, StoreSettings,
+};
+use galley_rabbitmq::RabbitMqBus;
+use galley_recipes::RecipeRepository;
+use galley_redis::{RedisAttemptTracker, RedisCache, RedisConnection, RedisRevocationList};
+use galley_rss::ports::{EntryRepository, FeedStateRepository, JobRepository};
+
+/// Every repository port on one document store. Cheap to clone: the adapters share the store's pool.
+#[derive(Clone)]
+pub struct DocumentStore {
+    pub recipes: Arc<dyn RecipeRepository>,
+    pub users: Arc<dyn UserRepository>,
+    pub refresh_tokens: Arc<dyn RefreshTokenStore>,
+    pub signing_keys: Arc<dyn SigningKeyStore>,
+    pub jobs: Arc<dyn JobRepository>,
+    pub entries: Arc<dyn EntryRepository>,
+    pub feeds: Arc<dyn FeedStateRepository>,
+    /// Readiness of the store (critical: nothing works without it).
+    pub health: Arc<dyn HealthCheck>,
+    backend: Backend,
+}
+
+/// The store itself, kept to close it on shutdown.
+#[derive(Clone)]
+enum Backend {
+    Embedded(SqliteStore),
+    Mongodb(MongoStore),
+}
+
+impl std::fmt::Debug for DocumentStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match self.backend {
+            Backend::Embedded(_) => "embedded",
+            Backend::Mongodb(_) => "mongodb",
+        };
+        f.debug_struct("DocumentStore").field("backend", &backend).finish_non_exhaustive()
+    }
+}
+
+impl DocumentStore {
+    /// Opens the store named by `store.backend`: migrates the SQLite file, or connects to MongoDB and
+    /// creates its indexes (failing if the server cannot be reached within `store.mongodb.timeout`).
+    pub async fn open(settings: &StoreSettings) -> anyhow::Result<Self> {
+        match settings.backend {
+            StoreBackend::Embedded => {
+                let path = &settings.embedded.path;
+                let store = SqliteStore::open(path)
+                    .await
+                    .with_context(|| format!("opening the embedded store {}", path.display()))?;
+                Ok(Self::embedded(store))
+            }
+            StoreBackend::Mongodb => {
+                let store = MongoStore::connect(&settings.mongodb).await.with_context(|| {
+                    format!("connecting to MongoDB (database {})", settings.mongodb.database)
+                })?;
+                tracing::info!(database = %settings.mongodb.database, "document store: MongoDB");
+                Ok(Self::mongodb(store))
+            }
+        }
+    }
+
+    /// Every port on an open SQLite store.
+    pub fn embedded(store: SqliteStore) -> Self {
+        Self {
+            recipes: Arc::new(SqliteRecipeRepository::new(&store)),
+            users: Arc::new(SqliteUserRepository::new(&store)),
+            refresh_tokens: Arc::new(SqliteRefreshTokenStore::new(&store)),
+            signing_keys: Arc::new(SqliteSigningKeyStore::new(&store)),
+            jobs: Arc::new(SqliteJobRepository::new(&store)),
+            entries: Arc::new(SqliteEntryRepository::new(&store)),
+            feeds: Arc::new(SqliteFeedStateRepository::new(&store)),
+            health: Arc::new(store.clone()),
+            backend: Backend::Embedded(store),
+        }
+    }
+
+    /// Every port on a connected MongoDB database.
+    pub fn mongodb(store: MongoStore) -> Self {
+        Self {
+            recipes: Arc::new(MongoRecipeRepository::new(&store)),
+            users: Arc::new(MongoUserRepository::new(&store)),
+            refresh_tokens: Arc::new(MongoRefreshTokenStore::new(&store)),
+            signing_keys: Arc::new(MongoSigningKeyStore::new(&store)),
+            jobs: Arc::new(MongoJobRepository::new(&store)),
+            entries: Arc::new(MongoEntryRepository::new(&store)),
+            feeds: Arc::new(MongoFeedStateRepository::new(&store)),
+            health: Arc::new(store.clone()),
+            backend: Backend::Mongodb(store),
+        }
+    }
+
+    /// Lets in-flight operations finish and closes the connections (SQLite also checkpoints its WAL).
+    pub async fn close(&self) {
+        match &self.backend {
+            Backend::Embedded(store) => store.close().await,
+            Backend::Mongodb(store) => store.close().await,
+        }
+    }
+}
+
+/// The adapters that live with the cache: shared by every replica when they are on Redis.
+#[derive(Clone)]
+pub struct CacheAdapters {
+    pub cache: Arc<dyn Cache>,
+    /// Revoked token and session ids.
+    pub revocations: Arc<dyn RevocationList>,
+    /// Failed sign-in counters.
+    pub attempts: Arc<dyn AttemptTracker>,
+}
+
+impl std::fmt::Debug for CacheAdapters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheAdapters").finish_non_exhaustive()
+    }
+}
+
+impl CacheAdapters {
+    /// Opens the backend named by `cache.backend`. Redis is reached through one self-healing
+    /// connection: start-up fails if Redis cannot be reached then; after that an outage only degrades
+    /// the process (reads bypass the cache, sign-in refuses) until the connection heals.
+    pub async fn open(settings: &CacheSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Ok(match settings.backend {
+            CacheBackend::Memory => Self {
+                cache: Arc::new(MemoryCache::new(settings.memory_max_bytes)),
+                revocations: Arc::new(MemoryRevocationList::default()),
+                attempts: Arc::new(MemoryAttemptTracker::new(clock)),
+            },
+            CacheBackend::Redis => {
+                let redis = redis(settings).await?;
+                Self {
+                    cache: Arc::new(RedisCache(redis.clone())),
+                    revocations: Arc::new(RedisRevocationList(redis.clone())),
+                    attempts: Arc::new(RedisAttemptTracker::new(redis)),
+                }
+            }
+        })
+    }
+
+    /// Only the revocation list (rss-api checks tokens but neither caches nor signs in). In memory it
+    /// is this process's own: a token signed out at the issuer then works here until it expires, so
+    /// production deployments use Redis.
+    pub async fn revocation_list(settings: &CacheSettings) -> anyhow::Result<Arc<dyn RevocationList>> {
+        Ok(match settings.backend {
+            CacheBackend::Memory => Arc::new(MemoryRevocationList::default()),
+            CacheBackend::Redis => Arc::new(RedisRevocationList(redis(settings).await?)),
+        })
+    }
+}
+
+async fn redis(settings: &CacheSettings) -> anyhow::Result<RedisConnection> {
+    RedisConnection::connect(settings.redis.url.expose_secret(), &settings.redis.prefix)
+        .await
+        .context("connecting to Redis (cache.redis.url)")
+}
+
+/// Opens the bus named by `bus.backend`. The in-process bus only connects services in this process,
+/// which is what the all-in-one binary wants and almost never what a standalone service wants: say so.
+pub async fn open_bus(settings: &BusSettings) -> anyhow::Result<Arc<dyn MessageBus>> {
+    Ok(match settings.backend {
+        BusBackend::InProcess => {
+            tracing::warn!("bus.backend = in-process: only services in this process receive its messages");
+            Arc::new(InProcessBus::new())
+        }
+        BusBackend::Rabbitmq => Arc::new(
+            RabbitMqBus::connect(settings.rabbitmq.url.expose_secret(), &settings.rabbitmq.prefix)
+                .await
+                .context("connecting to RabbitMQ (bus.rabbitmq.url)")?,
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_embedded_backend_opens_every_port_on_one_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = StoreSettings {
+            embedded: galley_platform::EmbeddedStoreSettings { path: dir.path().join("nested/galley.db") },
+            ..StoreSettings::default()
+        };
+        let store = DocumentStore::open(&settings).await.expect("opens");
+        assert_eq!(format!("{store:?}"), r#"DocumentStore { backend: "embedded", .. }"#);
+        assert!(store.health.check().await.is_ok());
+        assert!(dir.path().join("nested/galley.db").exists());
+        store.close().await;
+        assert!(store.health.check().await.is_err(), "a closed store is not ready");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_mongodb_fails_start_up_with_a_readable_reason() {
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+        let settings = StoreSettings {
+            backend: StoreBackend::Mongodb,
+            mongodb: galley_platform::MongoDbSettings {
+                uri: "mongodb://127.0.0.1:9/?directConnection=true".into(),
+                timeout: std::time::Duration::from_millis(300),
+                ..Default::default()
+            },
+            ..StoreSettings::default()
+        };
+        let error = DocumentStore::open(&settings).await.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        assert!(error.contains("connecting to MongoDB (database galley)"), "{error}");
+    }
+}
