@@ -13,6 +13,7 @@
 //! - [`contracts::bus`]: the message bus contract (in-process, RabbitMQ, SQS).
 //! - [`contracts::rss`]: the RSS job, entry and feed-state store contracts (embedded SQLite, MongoDB).
 //! - [`redis`]: `PrefixCleanup`, deleting a test's keys from a shared Redis.
+//! - [`rabbitmq`]: `RabbitMqNode`, a private broker node that failure drills stop and restart.
 //! - [`fixtures`]: builders for domain values and a `ManualClock`.
 //! - [`feeds`]: `FixtureServer`, a loopback HTTP server serving feeds of every format and every
 //!   misbehaviour a fetcher must survive (slow, huge, bombs, redirects, 304, 429, charsets).
@@ -21,4 +22,5 @@ pub mod accounts;
 pub mod contracts;
 pub mod feeds;
 pub mod fixtures;
+pub mod rabbitmq;
 pub mod redis;
