@@ -9,12 +9,16 @@
 //!
 //! The cache is an optimisation: when it fails, reads and writes go on against the store and the failure
 //! is logged (if bumping the generation fails, entries can be stale for at most one TTL).
+//!
+//! A miss on a hot key (a popular recipe or the first page, right after a write bumped the generation)
+//! would send every concurrent reader to the store at once. Misses are coalesced per key
+//! ([`LoadCoalescer`]): one reader loads and fills the cache, the others wait for it and read the cache.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use galley_kernel::{Cache, Clock, Page};
+use galley_kernel::{Cache, Clock, LoadCoalescer, Page};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RecipeError;
@@ -53,6 +57,8 @@ pub struct RecipeService {
     cache: Arc<dyn Cache>,
     clock: Arc<dyn Clock>,
     ttls: CacheTtls,
+    /// Shared by clones: one store load per missing key at a time.
+    loads: Arc<LoadCoalescer>,
 }
 
 impl RecipeService {
@@ -62,12 +68,17 @@ impl RecipeService {
         clock: Arc<dyn Clock>,
         ttls: CacheTtls,
     ) -> Self {
-        Self { repository, cache, clock, ttls }
+        Self { repository, cache, clock, ttls, loads: Arc::new(LoadCoalescer::new()) }
     }
 
     /// One recipe by id.
     pub async fn get(&self, id: RecipeId) -> Result<Recipe, RecipeError> {
         let key = self.generation().await.map(|generation| format!("recipes:{generation}:item:{id}"));
+        if let Some(recipe) = self.cached::<Recipe>(key.as_deref()).await {
+            return Ok(recipe);
+        }
+        let _turn = self.load_turn(key.as_deref()).await;
+        // Whoever loaded while we waited has filled the cache.
         if let Some(recipe) = self.cached::<Recipe>(key.as_deref()).await {
             return Ok(recipe);
         }
@@ -82,6 +93,10 @@ impl RecipeService {
             .generation()
             .await
             .map(|generation| format!("recipes:{generation}:list:{}", query.canonical()));
+        if let Some(cached) = self.cached::<CachedPage>(key.as_deref()).await {
+            return Ok(Page { items: cached.items, request: query.page, total: cached.total });
+        }
+        let _turn = self.load_turn(key.as_deref()).await;
         if let Some(cached) = self.cached::<CachedPage>(key.as_deref()).await {
             return Ok(Page { items: cached.items, request: query.page, total: cached.total });
         }
@@ -183,6 +198,14 @@ impl RecipeService {
             return Err(RecipeError::RevisionMismatch);
         }
         Ok(current)
+    }
+
+    /// Waits until no other reader of this process is loading `key` (none to wait for without a cache).
+    async fn load_turn(&self, key: Option<&str>) -> Option<galley_kernel::coalesce::LoadTurn<'_>> {
+        match key {
+            Some(key) => Some(self.loads.turn(key).await),
+            None => None,
+        }
     }
 
     /// Current cache generation, or `None` to bypass the cache when it is unavailable.
@@ -351,6 +374,30 @@ mod tests {
         let second = service.get(id).await.expect("found from cache");
         assert_eq!(first, second);
         assert_eq!(first.name, "Boiled egg");
+    }
+
+    /// Stampede protection: concurrent misses on one key make one store read; every reader gets the
+    /// recipe. The store read is slow (it blocks its thread) so that the others arrive while it runs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_misses_on_a_hot_key_read_the_store_once() {
+        let stored = recipe(None);
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().times(1).returning(move |_| {
+            std::thread::sleep(Duration::from_millis(100));
+            Ok(Some(stored.clone()))
+        });
+        let service = service(repository, Arc::new(FakeCache::default()));
+        let readers: Vec<_> = (0..16)
+            .map(|_| {
+                let service = service.clone();
+                tokio::spawn(async move { service.get(id).await })
+            })
+            .collect();
+        for reader in readers {
+            let recipe = reader.await.expect("task").expect("found");
+            assert_eq!(recipe.id, id);
+        }
     }
 
     fn alice() -> Actor {
