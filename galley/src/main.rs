@@ -1,7 +1,10 @@
-//! `galley`: every Galley service in one process on embedded defaults, for laptops and demos.
+//! `galley`: every Galley service in one process on embedded defaults, for laptops and demos; or any one
+//! of them on its own, so a single binary (and a single container image) can run every part of a
+//! distributed deployment.
 //!
-//! `galley serve --bind 127.0.0.1:8080 --data-dir data` (the defaults). Configuration files and
-//! `GALLEY__*` variables apply as for the standalone services; the flags win over both.
+//! - `galley serve --bind 127.0.0.1:8080 --data-dir data` (the defaults): everything in one process.
+//!   Configuration files and `GALLEY__*` variables apply as for the standalone services; the flags win.
+//! - `galley run recipes-api|rss-api|rss-worker`: one service, configured exactly like its own binary.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -21,6 +24,18 @@ struct Cli {
 enum Command {
     /// Serve every service on one address (the default command).
     Serve(ServeArgs),
+    /// Run one service on its own, configured by `config/*.toml` and `GALLEY__*` variables.
+    Run {
+        #[arg(value_enum)]
+        service: Service,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Service {
+    RecipesApi,
+    RssApi,
+    RssWorker,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -42,7 +57,15 @@ impl Default for ServeArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Command::Serve(args) = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args).await,
+        Command::Run { service: Service::RecipesApi } => recipes_api::app::run_from_config().await,
+        Command::Run { service: Service::RssApi } => rss_api::app::run_from_config().await,
+        Command::Run { service: Service::RssWorker } => rss_worker::app::run_from_config().await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let source = ConfigSource::from_env();
     let mut recipes: recipes_api::Settings = load_settings(&source)?;
     recipes.http.bind = args.bind;

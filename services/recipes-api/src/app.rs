@@ -250,3 +250,15 @@ impl HealthCheck for CacheCheck {
         false
     }
 }
+
+/// The standalone process: settings from `config/*.toml` and `GALLEY__*` variables, logs initialised,
+/// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run recipes-api`.
+pub async fn run_from_config() -> anyhow::Result<()> {
+    let settings: Settings = galley_platform::load_settings(&galley_platform::ConfigSource::from_env())?;
+    galley_platform::telemetry::init(&settings.telemetry);
+    let application = Application::build(settings).await?;
+    tracing::info!(address = %application.local_addr()?, "recipes-api listening");
+    application.run_until_stopped(Shutdown::on_signals()).await?;
+    tracing::info!("recipes-api stopped");
+    Ok(())
+}

@@ -140,3 +140,15 @@ impl Application {
         result
     }
 }
+
+/// The standalone process: settings from `config/*.toml` and `GALLEY__*` variables, logs initialised,
+/// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run rss-api`.
+pub async fn run_from_config() -> anyhow::Result<()> {
+    let settings: Settings = galley_platform::load_settings(&galley_platform::ConfigSource::from_env())?;
+    galley_platform::telemetry::init(&settings.telemetry);
+    let application = Application::build(settings).await?;
+    tracing::info!(address = %application.local_addr()?, "rss-api listening");
+    application.run_until_stopped(Shutdown::on_signals()).await?;
+    tracing::info!("rss-api stopped");
+    Ok(())
+}

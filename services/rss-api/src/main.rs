@@ -1,15 +1,6 @@
 //! Standalone rss-api: configuration from `config/*.toml` and `GALLEY__*` variables.
 
-use galley_platform::{ConfigSource, Shutdown, load_settings, telemetry};
-use rss_api::{Application, Settings};
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let settings: Settings = load_settings(&ConfigSource::from_env())?;
-    telemetry::init(&settings.telemetry);
-    let application = Application::build(settings).await?;
-    tracing::info!(address = %application.local_addr()?, "rss-api listening");
-    application.run_until_stopped(Shutdown::on_signals()).await?;
-    tracing::info!("rss-api stopped");
-    Ok(())
+    rss_api::app::run_from_config().await
 }

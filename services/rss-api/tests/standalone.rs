@@ -143,15 +143,8 @@ impl Stack {
     }
 
     async fn job(&self, job_id: &str) -> Value {
-        self.client
-            .get(format!("{}/rss/jobs/{job_id}", self.rss_base))
-            .bearer_auth(&self.token)
-            .send()
+        json_of(self.client.get(format!("{}/rss/jobs/{job_id}", self.rss_base)).bearer_auth(&self.token))
             .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json")
     }
 
     /// Polls the job until it is done or failed, at most `within`.
@@ -168,16 +161,13 @@ impl Stack {
     }
 
     async fn entries_of(&self, feed_url: &str) -> Value {
-        self.client
-            .get(format!("{}/rss/entries", self.rss_base))
-            .query(&[("feed_url", feed_url), ("limit", "100")])
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json")
+        let url = format!("{}/rss/entries", self.rss_base);
+        json_of(self.client.get(url).query(&[("feed_url", feed_url), ("limit", "100")])).await
     }
+}
+
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("sent").json().await.expect("json")
 }
 
 impl Drop for Stack {
@@ -236,8 +226,7 @@ async fn run_pipeline(wiring: Wiring, store: &Store) {
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["inserted"], RSS_FIXTURE_ENTRIES, "{job}");
     assert_eq!(stack.entries_of(&feed).await["total"], RSS_FIXTURE_ENTRIES);
-    let health: Value =
-        stack.client.get(&stack.worker_health).send().await.expect("sent").json().await.expect("json");
+    let health = json_of(stack.client.get(&stack.worker_health)).await;
     assert_eq!(health["status"], "up");
 }
 

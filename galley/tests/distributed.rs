@@ -1,0 +1,270 @@
+//! The distributed shape, for real: recipes-api, rss-api and rss-worker as three OS processes
+//! (`galley run <service>`, configured only by `GALLEY__*` variables as in production), sharing Redis
+//! (cache, sign-in counters, revoked tokens), RabbitMQ (fetch requests and replies) and one document
+//! store: a SQLite file, or MongoDB when `GALLEY_TEST_MONGODB_URI` names a server. The full flows run
+//! through them: sign-up, sign-in, recipes CRUD, RSS fetch → entries, sign-out honoured by both APIs,
+//! and a clean stop on SIGTERM.
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use galley_test_support::accounts::PASSWORD;
+use galley_test_support::feeds::FixtureServer;
+use galley_test_support::rabbitmq::{QueuePrefix, shared_broker_url};
+use galley_test_support::redis::PrefixCleanup;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+
+fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// One service process.
+struct Service {
+    name: &'static str,
+    child: Child,
+    base: String,
+}
+
+impl Service {
+    fn spawn(name: &'static str, port: u16, environment: &[(String, String)]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_galley"))
+            .args(["run", name])
+            .envs(environment.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+            .env("GALLEY__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("galley run starts");
+        Self { name, child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Waits (bounded) until the process answers ready.
+    async fn ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = client.get(format!("{}/health/ready", self.base)).send().await
+                && response.status() == StatusCode::OK
+            {
+                return;
+            }
+            let exited = self.child.try_wait().expect("status");
+            assert!(exited.is_none(), "{} exited while starting: {exited:?}", self.name);
+            assert!(Instant::now() < deadline, "{} not ready in time", self.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then a bounded wait for a successful exit.
+    async fn stop(mut self) {
+        let pid = self.child.id().expect("running").to_string();
+        let signalled = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+        assert!(signalled.success());
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{} did not stop within 30 s of SIGTERM", self.name))
+            .expect("exit status");
+        assert!(status.success(), "{} stopped with {status}", self.name);
+    }
+}
+
+/// The environment every process shares: hermetic (no config files), one store, Redis, RabbitMQ.
+fn shared_environment(
+    data_dir: &Path,
+    store: &[(&str, String)],
+    redis_prefix: &str,
+    queues: &QueuePrefix,
+    issuer: &str,
+) -> Vec<(String, String)> {
+    let mut environment: Vec<(String, String)> = vec![
+        ("GALLEY_CONFIG_DIR".into(), data_dir.join("no-config").display().to_string()),
+        ("GALLEY__CACHE__BACKEND".into(), "redis".into()),
+        ("GALLEY__CACHE__REDIS__URL".into(), SHARED_REDIS.into()),
+        ("GALLEY__CACHE__REDIS__PREFIX".into(), redis_prefix.into()),
+        ("GALLEY__BUS__BACKEND".into(), "rabbitmq".into()),
+        ("GALLEY__BUS__RABBITMQ__URL".into(), queues.url.clone()),
+        ("GALLEY__BUS__RABBITMQ__PREFIX".into(), queues.prefix.clone()),
+        ("GALLEY__IDENTITY__ISSUER".into(), issuer.into()),
+        // One cookie key for every process, as a secret store would hand out.
+        (
+            "GALLEY__IDENTITY__COOKIE_KEY".into(),
+            "Z2FsbGV5LXRlc3QtY29va2llLWtleS0zMi1ieXRlcy1sb25nLSEhIQ==".into(),
+        ),
+        ("GALLEY__FETCH__ALLOW_PRIVATE_HOSTS".into(), "127.0.0.1/32".into()),
+        ("GALLEY__RECIPES__SEED_SAMPLES".into(), "false".into()),
+    ];
+    environment.extend(store.iter().map(|(key, value)| ((*key).to_owned(), value.clone())));
+    environment
+}
+
+#[tokio::test]
+async fn three_processes_on_redis_rabbitmq_and_a_shared_store_serve_every_flow() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let database = data.path().join("galley.db").display().to_string();
+    run_flows(data.path(), &[("GALLEY__STORE__EMBEDDED__PATH", database)]).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a MongoDB server: GALLEY_TEST_MONGODB_URI"]
+async fn three_processes_on_mongodb_redis_and_rabbitmq_serve_every_flow() {
+    let Some(uri) = std::env::var("GALLEY_TEST_MONGODB_URI").ok().filter(|uri| !uri.is_empty()) else {
+        eprintln!("SKIPPED: GALLEY_TEST_MONGODB_URI names no MongoDB server");
+        return;
+    };
+    let data = tempfile::tempdir().expect("temp dir");
+    let database = format!("galley_test_{}", uuid::Uuid::now_v7().simple());
+    let store = [
+        ("GALLEY__STORE__BACKEND", "mongodb".to_owned()),
+        ("GALLEY__STORE__MONGODB__URI", uri.clone()),
+        ("GALLEY__STORE__MONGODB__DATABASE", database.clone()),
+    ];
+    run_flows(data.path(), &store).await;
+    let settings = galley_platform::MongoDbSettings { uri: uri.into(), database, ..Default::default() };
+    let store = galley_mongo::MongoStore::connect(&settings).await.expect("MongoDB");
+    store.database().drop().await.expect("database dropped");
+}
+
+async fn run_flows(data_dir: &Path, store: &[(&str, String)]) {
+    let redis = PrefixCleanup::fresh(SHARED_REDIS);
+    let queues = QueuePrefix::fresh(&shared_broker_url(), &["rss.fetch.requested", "rss.fetch.completed"]);
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let (recipes_port, rss_port, worker_port) = (free_port(), free_port(), free_port());
+    let issuer = format!("http://127.0.0.1:{recipes_port}/");
+    let environment = shared_environment(data_dir, store, &redis.prefix, &queues, &issuer);
+
+    // The issuer first: rss-api reads its discovery document when it verifies a token.
+    let mut recipes = Service::spawn("recipes-api", recipes_port, &environment);
+    recipes.ready(&client).await;
+    let mut rss = Service::spawn("rss-api", rss_port, &environment);
+    let mut worker = Service::spawn("rss-worker", worker_port, &environment);
+    rss.ready(&client).await;
+    worker.ready(&client).await;
+
+    // Accounts, on recipes-api.
+    let signup = json!({"email": "alice@example.com", "username": "alice", "password": PASSWORD});
+    let created =
+        client.post(format!("{}/auth/signup", recipes.base)).json(&signup).send().await.expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let signin = json!({"username": "alice", "password": PASSWORD});
+    let tokens: Value = client
+        .post(format!("{}/auth/signin", recipes.base))
+        .json(&signin)
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let token = tokens["access_token"].as_str().expect("access token").to_owned();
+
+    // Recipes CRUD.
+    let recipe = json!({"name": "Phở bò", "tags": ["Vietnamese"], "ingredients": ["rice noodles"], "instructions": ["Simmer."]});
+    let created = client
+        .post(format!("{}/recipes", recipes.base))
+        .bearer_auth(&token)
+        .json(&recipe)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let etag = created.headers()["etag"].to_str().expect("etag").to_owned();
+    let created: Value = created.json().await.expect("json");
+    let path = format!("{}/recipes/{}", recipes.base, created["id"].as_str().expect("id"));
+    let renamed = json!({"name": "Phở gà", "tags": ["vietnamese"], "ingredients": ["rice noodles"], "instructions": ["Simmer."]});
+    let updated = client
+        .put(&path)
+        .bearer_auth(&token)
+        .header("If-Match", &etag)
+        .json(&renamed)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(updated.status(), StatusCode::OK);
+    let stale = client
+        .put(&path)
+        .bearer_auth(&token)
+        .header("If-Match", &etag)
+        .json(&recipe)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
+    let listed: Value = client
+        .get(format!("{}/recipes?q=phở", recipes.base))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(listed["total"], 1, "{listed}");
+    assert_eq!(listed["items"][0]["name"], "Phở gà");
+
+    // RSS: rss-api verifies the issuer's token, the worker process fetches, entries are listed.
+    let feeds = FixtureServer::start(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let feed = feeds.url("/atom.xml");
+    let accepted = client
+        .post(format!("{}/rss/fetch", rss.base))
+        .bearer_auth(&token)
+        .json(&json!({"url": feed}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(accepted.status(), StatusCode::ACCEPTED);
+    let job_id = accepted.json::<Value>().await.expect("json")["job_id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let job = loop {
+        let job: Value = client
+            .get(format!("{}/rss/jobs/{job_id}", rss.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("sent")
+            .json()
+            .await
+            .expect("json");
+        if job["status"] == "done" || job["status"] == "failed" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "job not final in time: {job}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["inserted"], 2, "{job}");
+    let entries: Value = client
+        .get(format!("{}/rss/entries", rss.base))
+        .query(&[("feed_url", feed.as_str())])
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(entries["total"], 2, "{entries}");
+
+    // Delete, then sign out: the revocation lives in Redis, so rss-api refuses the token at once too.
+    let deleted = client.delete(&path).bearer_auth(&token).send().await.expect("sent");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    assert_eq!(client.get(&path).send().await.expect("sent").status(), StatusCode::NOT_FOUND);
+    let signed_out =
+        client.post(format!("{}/auth/signout", recipes.base)).bearer_auth(&token).send().await.expect("sent");
+    assert_eq!(signed_out.status(), StatusCode::NO_CONTENT);
+    let refused = client
+        .post(format!("{}/rss/fetch", rss.base))
+        .bearer_auth(&token)
+        .json(&json!({"url": feed}))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "a signed-out token is refused by rss-api");
+
+    for service in [worker, rss, recipes] {
+        service.stop().await;
+    }
+}
