@@ -1,5 +1,7 @@
 //! The `galley` binary as a user runs it: starts, seeds, prints its URLs, serves, stops on SIGTERM.
 
+mod support;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -62,14 +64,7 @@ impl Running {
 
     /// Sends SIGTERM and waits (bounded) for a clean exit.
     async fn terminate(mut self) {
-        let pid = self.child.id().expect("running").to_string();
-        let killed = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
-        assert!(killed.success());
-        let status = tokio::time::timeout(Duration::from_secs(20), self.child.wait())
-            .await
-            .expect("stopped within 20 s")
-            .expect("wait");
-        assert!(status.success(), "clean exit on SIGTERM, got {status}");
+        support::terminate(&mut self.child, "galley").await;
     }
 }
 

@@ -5,6 +5,8 @@
 //! through them: sign-up, sign-in, recipes CRUD, RSS fetch → entries, sign-out honoured by both APIs,
 //! and a clean stop on SIGTERM.
 
+mod support;
+
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::Stdio;
@@ -16,6 +18,7 @@ use galley_test_support::rabbitmq::{QueuePrefix, shared_broker_url};
 use galley_test_support::redis::PrefixCleanup;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use support::json_of;
 use tokio::process::{Child, Command};
 
 const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
@@ -63,14 +66,7 @@ impl Service {
 
     /// SIGTERM, then a bounded wait for a successful exit.
     async fn stop(mut self) {
-        let pid = self.child.id().expect("running").to_string();
-        let signalled = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
-        assert!(signalled.success());
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("{} did not stop within 30 s of SIGTERM", self.name))
-            .expect("exit status");
-        assert!(status.success(), "{} stopped with {status}", self.name);
+        support::terminate(&mut self.child, self.name).await;
     }
 }
 
@@ -152,15 +148,7 @@ async fn run_flows(data_dir: &Path, store: &[(&str, String)]) {
         client.post(format!("{}/auth/signup", recipes.base)).json(&signup).send().await.expect("sent");
     assert_eq!(created.status(), StatusCode::CREATED);
     let signin = json!({"username": "alice", "password": PASSWORD});
-    let tokens: Value = client
-        .post(format!("{}/auth/signin", recipes.base))
-        .json(&signin)
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let tokens = json_of(client.post(format!("{}/auth/signin", recipes.base)).json(&signin)).await;
     let token = tokens["access_token"].as_str().expect("access token").to_owned();
 
     // Recipes CRUD.
@@ -177,32 +165,12 @@ async fn run_flows(data_dir: &Path, store: &[(&str, String)]) {
     let created: Value = created.json().await.expect("json");
     let path = format!("{}/recipes/{}", recipes.base, created["id"].as_str().expect("id"));
     let renamed = json!({"name": "Phở gà", "tags": ["vietnamese"], "ingredients": ["rice noodles"], "instructions": ["Simmer."]});
-    let updated = client
-        .put(&path)
-        .bearer_auth(&token)
-        .header("If-Match", &etag)
-        .json(&renamed)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(updated.status(), StatusCode::OK);
-    let stale = client
-        .put(&path)
-        .bearer_auth(&token)
-        .header("If-Match", &etag)
-        .json(&recipe)
-        .send()
-        .await
-        .expect("sent");
-    assert_eq!(stale.status(), StatusCode::PRECONDITION_FAILED);
-    let listed: Value = client
-        .get(format!("{}/recipes?q=phở", recipes.base))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    // Both replacements are conditional on the ETag of the first version: the second one is stale.
+    let replace_first_version =
+        |body: &Value| client.put(&path).bearer_auth(&token).header("If-Match", &etag).json(body).send();
+    assert_eq!(replace_first_version(&renamed).await.expect("sent").status(), StatusCode::OK);
+    assert_eq!(replace_first_version(&recipe).await.expect("sent").status(), StatusCode::PRECONDITION_FAILED);
+    let listed = json_of(client.get(format!("{}/recipes?q=phở", recipes.base))).await;
     assert_eq!(listed["total"], 1, "{listed}");
     assert_eq!(listed["items"][0]["name"], "Phở gà");
 
@@ -220,15 +188,7 @@ async fn run_flows(data_dir: &Path, store: &[(&str, String)]) {
     let job_id = accepted.json::<Value>().await.expect("json")["job_id"].as_str().expect("id").to_owned();
     let deadline = Instant::now() + Duration::from_secs(30);
     let job = loop {
-        let job: Value = client
-            .get(format!("{}/rss/jobs/{job_id}", rss.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("sent")
-            .json()
-            .await
-            .expect("json");
+        let job = json_of(client.get(format!("{}/rss/jobs/{job_id}", rss.base)).bearer_auth(&token)).await;
         if job["status"] == "done" || job["status"] == "failed" {
             break job;
         }
@@ -237,15 +197,8 @@ async fn run_flows(data_dir: &Path, store: &[(&str, String)]) {
     };
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["inserted"], 2, "{job}");
-    let entries: Value = client
-        .get(format!("{}/rss/entries", rss.base))
-        .query(&[("feed_url", feed.as_str())])
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let entries =
+        json_of(client.get(format!("{}/rss/entries", rss.base)).query(&[("feed_url", feed.as_str())])).await;
     assert_eq!(entries["total"], 2, "{entries}");
 
     // Delete, then sign out: the revocation lives in Redis, so rss-api refuses the token at once too.

@@ -30,8 +30,15 @@ impl LoadCoalescer {
             self.flights.lock().unwrap_or_else(PoisonError::into_inner).entry(key.to_owned()).or_default(),
         );
         // Built before waiting, so a caller cancelled while it waits still releases the map entry.
-        let mut turn = LoadTurn { owner: self, key: key.to_owned(), lock, guard: None };
-        turn.guard = Some(Arc::clone(&turn.lock).lock_owned().await);
+        let mut turn = LoadTurn { owner: self, key: key.to_owned(), lock, guard: None, waited: false };
+        let guard = match Arc::clone(&turn.lock).try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                turn.waited = true;
+                Arc::clone(&turn.lock).lock_owned().await
+            }
+        };
+        turn.guard = Some(guard);
         turn
     }
 
@@ -48,6 +55,15 @@ pub struct LoadTurn<'a> {
     key: String,
     lock: Arc<AsyncMutex<()>>,
     guard: Option<OwnedMutexGuard<()>>,
+    waited: bool,
+}
+
+impl LoadTurn<'_> {
+    /// Whether another caller held the key first: only then may the cache have been filled meanwhile,
+    /// so an uncontended miss skips the second cache read.
+    pub fn waited(&self) -> bool {
+        self.waited
+    }
 }
 
 impl Drop for LoadTurn<'_> {
@@ -101,6 +117,7 @@ mod tests {
     async fn a_waiter_cancelled_in_the_queue_leaves_no_entry_behind() {
         let coalescer = LoadCoalescer::new();
         let holder = coalescer.turn("k").await;
+        assert!(!holder.waited(), "the first caller gets its turn at once");
         let waiting = tokio::time::timeout(Duration::from_millis(20), coalescer.turn("k")).await;
         assert!(waiting.is_err(), "the second caller waits while the first holds its turn");
         drop(holder);

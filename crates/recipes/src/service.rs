@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use galley_kernel::coalesce::LoadTurn;
 use galley_kernel::{Cache, Clock, LoadCoalescer, Page};
 use serde::{Deserialize, Serialize};
 
@@ -77,9 +78,11 @@ impl RecipeService {
         if let Some(recipe) = self.cached::<Recipe>(key.as_deref()).await {
             return Ok(recipe);
         }
-        let _turn = self.load_turn(key.as_deref()).await;
+        let turn = self.load_turn(key.as_deref()).await;
         // Whoever loaded while we waited has filled the cache.
-        if let Some(recipe) = self.cached::<Recipe>(key.as_deref()).await {
+        if turn.as_ref().is_some_and(LoadTurn::waited)
+            && let Some(recipe) = self.cached::<Recipe>(key.as_deref()).await
+        {
             return Ok(recipe);
         }
         let recipe = self.repository.get(id).await?.ok_or(RecipeError::NotFound)?;
@@ -96,8 +99,10 @@ impl RecipeService {
         if let Some(cached) = self.cached::<CachedPage>(key.as_deref()).await {
             return Ok(Page { items: cached.items, request: query.page, total: cached.total });
         }
-        let _turn = self.load_turn(key.as_deref()).await;
-        if let Some(cached) = self.cached::<CachedPage>(key.as_deref()).await {
+        let turn = self.load_turn(key.as_deref()).await;
+        if turn.as_ref().is_some_and(LoadTurn::waited)
+            && let Some(cached) = self.cached::<CachedPage>(key.as_deref()).await
+        {
             return Ok(Page { items: cached.items, request: query.page, total: cached.total });
         }
         let page = self.repository.list(query).await?;
@@ -201,7 +206,7 @@ impl RecipeService {
     }
 
     /// Waits until no other reader of this process is loading `key` (none to wait for without a cache).
-    async fn load_turn(&self, key: Option<&str>) -> Option<galley_kernel::coalesce::LoadTurn<'_>> {
+    async fn load_turn(&self, key: Option<&str>) -> Option<LoadTurn<'_>> {
         match key {
             Some(key) => Some(self.loads.turn(key).await),
             None => None,

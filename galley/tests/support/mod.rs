@@ -111,3 +111,21 @@ impl Drop for Galley {
         self.shutdown.trigger();
     }
 }
+
+/// Sends SIGTERM to a spawned process and waits (bounded: 30 s) for it to exit successfully.
+pub async fn terminate(child: &mut tokio::process::Child, name: &str) {
+    let pid = child.id().expect("running").to_string();
+    let signalled =
+        tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not stop within 30 s of SIGTERM"))
+        .expect("exit status");
+    assert!(status.success(), "{name}: clean exit on SIGTERM, got {status}");
+}
+
+/// Sends a request and decodes its JSON body.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("sent").json().await.expect("json")
+}

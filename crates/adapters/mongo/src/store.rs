@@ -17,7 +17,7 @@ pub struct MongoStore {
 }
 
 impl MongoStore {
-    /// Connects (lazily: the driver connects on first use) and creates the indexes.
+    /// Connects and creates the indexes; fails if no server answers within `settings.timeout`.
     pub async fn connect(settings: &MongoDbSettings) -> Result<Self, StoreError> {
         let mut options = ClientOptions::parse(settings.uri.expose_secret()).await.map_err(translate)?;
         options.app_name = Some("galley".to_owned());
