@@ -7,7 +7,7 @@ use galley_kernel::{Clock, Page, UserId, Violation};
 
 use crate::error::RssError;
 use crate::feed_url::FeedUrl;
-use crate::model::{Entry, EntryQuery, Job, JobId};
+use crate::model::{Entry, EntryQuery, Job, JobId, JobStatus};
 use crate::ports::{EntryRepository, FetchQueue, InsertJob, JobOutcome, JobRepository};
 
 /// Longest accepted `Idempotency-Key`.
@@ -31,9 +31,16 @@ impl FetchRequests {
         Self { jobs, entries, queue, clock }
     }
 
-    /// Records a job and queues it for a worker. With an idempotency key, a retried request returns the
-    /// first request's job (whatever its status) and queues nothing. If queueing fails the job is removed
-    /// and the caller is told to retry, so no job sits `queued` forever.
+    /// Records a job and queues it for a worker.
+    ///
+    /// A hand-over to the queue that fails is answered `Unavailable` (503), but its outcome can be
+    /// unknown: the broker may have stored the message and lost only the confirmation, and a worker may
+    /// already be processing the job. So:
+    /// - without an idempotency key the job is removed (the client cannot name it again, and must not
+    ///   find a job that sits `queued` forever);
+    /// - with a key the job is kept, and a retry with the same key returns that job, handing it to the
+    ///   queue again while it is still `queued`. Workers tolerate the extra copy (a final job never
+    ///   changes again; entries are stored once). A retry of a job that has moved on queues nothing.
     pub async fn request_fetch(
         &self,
         requested_by: &UserId,
@@ -53,16 +60,27 @@ impl FetchRequests {
             }
         }
         let job = Job::queued(url, requested_by.clone(), self.clock.now());
-        if let InsertJob::Existing(existing) = self.jobs.insert(&job, key).await? {
-            return Ok(existing);
-        }
-        if let Err(error) = self.queue.enqueue(&job).await {
-            if let Err(cleanup) = self.jobs.delete(job.id).await {
-                tracing::error!(%cleanup, job = %job.id, "could not remove a job that was never queued");
+        match self.jobs.insert(&job, key).await? {
+            InsertJob::Existing(existing) if existing.status == JobStatus::Queued => {
+                self.queue
+                    .enqueue(&existing)
+                    .await
+                    .map_err(|error| RssError::Unavailable(error.to_string()))?;
+                Ok(existing)
             }
-            return Err(RssError::Unavailable(error.to_string()));
+            InsertJob::Existing(existing) => Ok(existing),
+            InsertJob::Created => match self.queue.enqueue(&job).await {
+                Ok(()) => Ok(job),
+                Err(error) => {
+                    if key.is_none()
+                        && let Err(cleanup) = self.jobs.delete(job.id).await
+                    {
+                        tracing::error!(%cleanup, job = %job.id, "could not remove a job that was never queued");
+                    }
+                    Err(RssError::Unavailable(error.to_string()))
+                }
+            },
         }
-        Ok(job)
     }
 
     /// A job, visible only to whoever requested it.
@@ -118,17 +136,18 @@ mod tests {
             .request_fetch(&alice(), "https://example.com/feed", None)
             .await
             .expect("queued");
-        assert_eq!(job.status, crate::model::JobStatus::Queued);
+        assert_eq!(job.status, JobStatus::Queued);
         assert_eq!(job.requested_by, alice());
     }
 
     #[tokio::test]
-    async fn a_retried_request_returns_the_first_job_and_queues_nothing() {
-        let first = Job::queued(
+    async fn a_retry_of_a_job_that_moved_on_returns_it_and_queues_nothing() {
+        let mut first = Job::queued(
             FeedUrl::parse("https://example.com/feed").expect("url"),
             alice(),
             chrono::Utc::now(),
         );
+        first.status = JobStatus::Fetching;
         let existing = first.clone();
         let mut jobs = MockJobRepository::new();
         jobs.expect_insert()
@@ -152,6 +171,37 @@ mod tests {
         queue.expect_enqueue().returning(|_| Err(QueueError("broker down".into())));
         let result = service(jobs, queue).request_fetch(&alice(), "https://example.com/feed", None).await;
         assert!(matches!(result, Err(RssError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn a_keyed_job_that_cannot_be_queued_is_kept_for_the_retry() {
+        let mut jobs = MockJobRepository::new();
+        jobs.expect_insert().returning(|_, _| Ok(InsertJob::Created));
+        jobs.expect_delete().never();
+        let mut queue = MockFetchQueue::new();
+        queue.expect_enqueue().returning(|_| Err(QueueError("confirmation lost".into())));
+        let result =
+            service(jobs, queue).request_fetch(&alice(), "https://example.com/feed", Some("k-1")).await;
+        assert!(matches!(result, Err(RssError::Unavailable(_))));
+    }
+
+    #[tokio::test]
+    async fn a_retry_of_a_still_queued_job_hands_the_same_job_over_again() {
+        let first = Job::queued(
+            FeedUrl::parse("https://example.com/feed").expect("url"),
+            alice(),
+            chrono::Utc::now(),
+        );
+        let (existing, first_id) = (first.clone(), first.id);
+        let mut jobs = MockJobRepository::new();
+        jobs.expect_insert().returning(move |_, _| Ok(InsertJob::Existing(existing.clone())));
+        let mut queue = MockFetchQueue::new();
+        queue.expect_enqueue().withf(move |job| job.id == first_id).times(1).returning(|_| Ok(()));
+        let job = service(jobs, queue)
+            .request_fetch(&alice(), "https://example.com/feed", Some("k-1"))
+            .await
+            .expect("handed over again");
+        assert_eq!(job.id, first.id);
     }
 
     #[tokio::test]
