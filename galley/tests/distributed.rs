@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use galley_test_support::accounts::PASSWORD;
 use galley_test_support::feeds::FixtureServer;
+use galley_test_support::mongodb::{self, MongoTestDatabase};
 use galley_test_support::rabbitmq::{QueuePrefix, shared_broker_url};
 use galley_test_support::redis::PrefixCleanup;
 use reqwest::StatusCode;
@@ -109,21 +110,19 @@ async fn three_processes_on_redis_rabbitmq_and_a_shared_store_serve_every_flow()
 #[tokio::test]
 #[ignore = "needs a MongoDB server: GALLEY_TEST_MONGODB_URI"]
 async fn three_processes_on_mongodb_redis_and_rabbitmq_serve_every_flow() {
-    let Some(uri) = std::env::var("GALLEY_TEST_MONGODB_URI").ok().filter(|uri| !uri.is_empty()) else {
+    let Some(database) = MongoTestDatabase::from_env() else {
         eprintln!("SKIPPED: GALLEY_TEST_MONGODB_URI names no MongoDB server");
         return;
     };
     let data = tempfile::tempdir().expect("temp dir");
-    let database = format!("galley_test_{}", uuid::Uuid::now_v7().simple());
     let store = [
         ("GALLEY__STORE__BACKEND", "mongodb".to_owned()),
-        ("GALLEY__STORE__MONGODB__URI", uri.clone()),
-        ("GALLEY__STORE__MONGODB__DATABASE", database.clone()),
+        ("GALLEY__STORE__MONGODB__URI", database.uri.clone()),
+        ("GALLEY__STORE__MONGODB__DATABASE", database.name.clone()),
     ];
-    run_flows(data.path(), &store).await;
-    let settings = galley_platform::MongoDbSettings { uri: uri.into(), database, ..Default::default() };
-    let store = galley_mongo::MongoStore::connect(&settings).await.expect("MongoDB");
-    store.database().drop().await.expect("database dropped");
+    tokio::time::timeout(mongodb::TEST_TIMEOUT, run_flows(data.path(), &store))
+        .await
+        .unwrap_or_else(|_| panic!("the flows on MongoDB did not finish within {:?}", mongodb::TEST_TIMEOUT));
 }
 
 async fn run_flows(data_dir: &Path, store: &[(&str, String)]) {

@@ -1,5 +1,9 @@
 //! Readiness: each dependency (store, cache, bus, ...) registers a [`HealthCheck`]; the readiness report
 //! runs them all concurrently, each under a timeout, and says which one failed.
+//!
+//! The report is public (load balancers and orchestrators read it without credentials), so it names
+//! each dependency and its status only. A failed check's reason — driver errors, host names, addresses —
+//! goes to the log, inside the request's span, never into the report.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +16,8 @@ pub trait HealthCheck: Send + Sync + std::fmt::Debug {
     /// Stable name shown in the report (`store`, `cache`).
     fn name(&self) -> &'static str;
 
-    /// `Err` carries a short reason for operators; it is shown in the report, so it must hold no secret.
+    /// `Err` carries a reason for operators. It is logged, not shown in the report; still, it must hold
+    /// no secret (a password in a connection string, a token).
     async fn check(&self) -> Result<(), String>;
 
     /// A non-critical dependency (the cache) degrades readiness instead of failing it.
@@ -34,7 +39,8 @@ pub struct CheckResult {
     pub name: &'static str,
     pub status: Status,
     pub latency_ms: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Why the check failed: for the log only, never serialized into the public report.
+    #[serde(skip)]
     pub error: Option<String>,
 }
 
@@ -59,6 +65,9 @@ impl ReadinessReport {
                 Err(error) if check.critical() => (Status::Down, Some(error)),
                 Err(error) => (Status::Degraded, Some(error)),
             };
+            if let Some(error) = &error {
+                tracing::warn!(dependency = check.name(), ?status, latency_ms, %error, "readiness check failed");
+            }
             CheckResult { name: check.name(), status, latency_ms, error }
         }))
         .await;
@@ -120,6 +129,34 @@ mod tests {
         assert_eq!(report.status, Status::Down);
         assert!(!report.is_ready());
         assert_eq!(report.checks[0].error.as_deref(), Some("refused"));
+    }
+
+    #[derive(Debug)]
+    struct LeaksInternals;
+
+    #[async_trait]
+    impl HealthCheck for LeaksInternals {
+        fn name(&self) -> &'static str {
+            "store"
+        }
+        async fn check(&self) -> Result<(), String> {
+            Err("Server selection timeout: 10.1.2.3:27017 (mongodb://admin:hunter2@db) refused".into())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_public_report_names_dependencies_but_never_their_errors() {
+        let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::new(LeaksInternals)];
+        let report = ReadinessReport::collect(&checks, Duration::from_secs(1)).await;
+        let public = serde_json::to_string(&report).expect("serializes");
+        assert!(public.contains("\"store\"") && public.contains("\"down\""), "{public}");
+        for internal in ["10.1.2.3", "27017", "hunter2", "mongodb://", "refused", "error"] {
+            assert!(!public.contains(internal), "{internal} leaked into {public}");
+        }
+        assert!(
+            report.checks[0].error.as_deref().is_some_and(|e| e.contains("10.1.2.3")),
+            "kept for the log"
+        );
     }
 
     #[tokio::test]

@@ -13,6 +13,8 @@
 //! - [`contracts::bus`]: the message bus contract (in-process, RabbitMQ, SQS).
 //! - [`contracts::rss`]: the RSS job, entry and feed-state store contracts (embedded SQLite, MongoDB).
 //! - [`redis`]: `PrefixCleanup`, deleting a test's keys from a shared Redis.
+//! - [`mongodb`]: `MongoTestDatabase`, a test's own database on `GALLEY_TEST_MONGODB_URI`, dropped
+//!   without blocking the runtime its client lives on.
 //! - [`rabbitmq`]: `RabbitMqNode`, a private broker node that failure drills stop and restart.
 //! - [`fixtures`]: builders for domain values and a `ManualClock`.
 //! - [`feeds`]: `FixtureServer`, a loopback HTTP server serving feeds of every format and every
@@ -22,5 +24,6 @@ pub mod accounts;
 pub mod contracts;
 pub mod feeds;
 pub mod fixtures;
+pub mod mongodb;
 pub mod rabbitmq;
 pub mod redis;

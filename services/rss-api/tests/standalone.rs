@@ -11,6 +11,7 @@ use galley_kernel::SystemClock;
 use galley_messaging::{InProcessBus, MessageBus};
 use galley_platform::{HttpSettings, Shutdown};
 use galley_test_support::feeds::FixtureServer;
+use galley_test_support::mongodb::{self, MongoTestDatabase};
 use galley_test_support::rabbitmq::{QueuePrefix, RabbitMqNode, shared_broker_url};
 use rss_api::{REPLIES_QUEUE, REQUESTS_QUEUE};
 use serde_json::{Value, json};
@@ -34,8 +35,8 @@ enum Wiring {
 enum Store {
     /// One SQLite file in the test's temp dir.
     Embedded,
-    /// A fresh database on a MongoDB server, dropped at the end.
-    MongoDb { uri: String, database: String },
+    /// A fresh database on a MongoDB server, dropped when the guard is (also after a failure).
+    MongoDb(MongoTestDatabase),
 }
 
 impl Store {
@@ -43,21 +44,13 @@ impl Store {
         let mut settings = galley_platform::StoreSettings::default();
         match self {
             Store::Embedded => settings.embedded.path = data_dir.join("galley.db"),
-            Store::MongoDb { uri, database } => {
+            Store::MongoDb(database) => {
                 settings.backend = galley_platform::StoreBackend::Mongodb;
-                settings.mongodb.uri = uri.as_str().into();
-                settings.mongodb.database = database.clone();
+                settings.mongodb.uri = database.uri.as_str().into();
+                settings.mongodb.database = database.name.clone();
             }
         }
         settings
-    }
-
-    async fn drop_database(&self) {
-        if let Store::MongoDb { .. } = self {
-            let settings = self.settings(std::path::Path::new("."));
-            let store = galley_mongo::MongoStore::connect(&settings.mongodb).await.expect("MongoDB");
-            store.database().drop().await.expect("database dropped");
-        }
     }
 }
 
@@ -195,14 +188,16 @@ async fn the_services_work_as_separate_parts_over_rabbitmq() {
 #[tokio::test]
 #[ignore = "needs a MongoDB server: GALLEY_TEST_MONGODB_URI"]
 async fn the_services_work_as_separate_parts_on_mongodb_and_rabbitmq() {
-    let Some(uri) = std::env::var("GALLEY_TEST_MONGODB_URI").ok().filter(|uri| !uri.is_empty()) else {
+    let Some(database) = MongoTestDatabase::from_env() else {
         eprintln!("SKIPPED: GALLEY_TEST_MONGODB_URI names no MongoDB server");
         return;
     };
-    let store = Store::MongoDb { uri, database: format!("galley_test_{}", uuid::Uuid::now_v7().simple()) };
+    let store = Store::MongoDb(database);
     let queues = QueuePrefix::fresh(&shared_broker_url(), &[REQUESTS_QUEUE, REPLIES_QUEUE]);
-    run_pipeline(Wiring::RabbitMq { url: queues.url.clone(), prefix: queues.prefix.clone() }, &store).await;
-    store.drop_database().await;
+    let wiring = Wiring::RabbitMq { url: queues.url.clone(), prefix: queues.prefix.clone() };
+    tokio::time::timeout(mongodb::TEST_TIMEOUT, run_pipeline(wiring, &store)).await.unwrap_or_else(|_| {
+        panic!("the pipeline on MongoDB did not finish within {:?}", mongodb::TEST_TIMEOUT)
+    });
 }
 
 async fn run_pipeline(wiring: Wiring, store: &Store) {

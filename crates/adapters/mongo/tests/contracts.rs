@@ -1,5 +1,6 @@
 //! The MongoDB repositories run the same contract suites as the embedded store, against the server
-//! named by `GALLEY_TEST_MONGODB_URI` (each case in its own database, dropped afterwards).
+//! named by `GALLEY_TEST_MONGODB_URI` (each case in its own database, dropped afterwards, and bounded by
+//! `contracts::CASE_TIMEOUT` so a hang fails fast).
 //!
 //! MongoDB cannot be installed on our build machines, so every case is `#[ignore]`d with the reason
 //! and shows as `ignored` in the test output; `make test` runs them (`--include-ignored`) when
@@ -15,40 +16,26 @@ use galley_mongo::{
 };
 use galley_recipes::RecipeRepository;
 use galley_rss::ports::{EntryRepository, FeedStateRepository, JobRepository};
+use galley_test_support::mongodb::MongoTestDatabase;
 
-/// Drops the case's database when the case ends.
-struct DropDatabase(Option<mongodb::Database>);
-
-impl Drop for DropDatabase {
-    fn drop(&mut self) {
-        let Some(database) = self.0.take() else { return };
-        // Drop is synchronous; run the async drop on a short-lived runtime of its own.
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                let _ = runtime.block_on(async move { database.drop().await });
-            }
-        })
-        .join();
-    }
-}
-
-async fn store() -> Option<(MongoStore, DropDatabase)> {
-    let uri = std::env::var("GALLEY_TEST_MONGODB_URI").ok().filter(|uri| !uri.is_empty())?;
+/// The case's own database and the guard that drops it (see `MongoTestDatabase` for why the drop
+/// must not go through this store's client).
+async fn store() -> Option<(MongoStore, MongoTestDatabase)> {
+    let database = MongoTestDatabase::from_env()?;
     let settings = galley_platform::MongoDbSettings {
-        uri: uri.into(),
-        database: format!("galley_test_{}", uuid::Uuid::now_v7().simple()),
+        uri: database.uri.as_str().into(),
+        database: database.name.clone(),
         ..Default::default()
     };
     let store = MongoStore::connect(&settings)
         .await
         .unwrap_or_else(|error| panic!("GALLEY_TEST_MONGODB_URI: {error}"));
-    let guard = DropDatabase(Some(store.database().clone()));
-    Some((store, guard))
+    Some((store, database))
 }
 
 macro_rules! fixture {
     ($name:ident, $port:path, $adapter:ident) => {
-        async fn $name() -> Option<(Arc<dyn $port>, DropDatabase)> {
+        async fn $name() -> Option<(Arc<dyn $port>, MongoTestDatabase)> {
             let (store, guard) = store().await?;
             Some((Arc::new($adapter::new(&store)), guard))
         }

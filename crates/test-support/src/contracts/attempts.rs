@@ -126,10 +126,7 @@ macro_rules! attempt_tracker_contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                match $make.await {
-                    Some((tracker, _guard)) => $crate::contracts::attempts::$case(tracker).await,
-                    None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::attempts::$case).await;
             }
         )+
     };

@@ -229,10 +229,7 @@ macro_rules! bus_contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $case() {
-                match $make.await {
-                    Some((bus, _guard)) => $crate::contracts::bus::$case(bus).await,
-                    None => eprintln!("SKIPPED {}: no broker for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::bus::$case).await;
             }
         )+
     };

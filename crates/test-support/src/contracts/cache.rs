@@ -79,10 +79,7 @@ macro_rules! cache_contract_tests {
         $(
             #[tokio::test]
             async fn $case() {
-                match $make.await {
-                    Some((cache, _guard)) => $crate::contracts::cache::$case(cache).await,
-                    None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::cache::$case).await;
             }
         )+
     };

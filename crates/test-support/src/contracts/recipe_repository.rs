@@ -298,10 +298,7 @@ macro_rules! recipe_repository_contract_tests {
             #[tokio::test]
             #[$attr]
             async fn $case() {
-                match $make.await {
-                    Some((repo, _guard)) => $crate::contracts::recipe_repository::$case(repo).await,
-                    None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::recipe_repository::$case).await;
             }
         )+
     };

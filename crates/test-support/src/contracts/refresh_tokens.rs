@@ -141,10 +141,7 @@ macro_rules! refresh_token_store_contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             #[$attr]
             async fn $case() {
-                match $make.await {
-                    Some((tokens, _guard)) => $crate::contracts::refresh_tokens::$case(tokens).await,
-                    None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::refresh_tokens::$case).await;
             }
         )+
     };

@@ -58,10 +58,7 @@ macro_rules! revocation_list_contract_tests {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
-                match $make.await {
-                    Some((list, _guard)) => $crate::contracts::revocation_list::$case(list).await,
-                    None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::revocation_list::$case).await;
             }
         )+
     };

@@ -255,10 +255,7 @@ macro_rules! rss_store_contract_tests {
                 #[tokio::test]
                 #[$attr]
                 async fn $case() {
-                    match $make.await {
-                        Some((port, _guard)) => $crate::contracts::rss::$module::$case(port).await,
-                        None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                    }
+                    $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::rss::$module::$case).await;
                 }
             )+
         }

@@ -110,10 +110,7 @@ macro_rules! signing_key_store_contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             #[$attr]
             async fn $case() {
-                match $make.await {
-                    Some((keys, _guard)) => $crate::contracts::signing_keys::$case(keys).await,
-                    None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::signing_keys::$case).await;
             }
         )+
     };

@@ -193,10 +193,7 @@ macro_rules! user_repository_contract_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
             #[$attr]
             async fn $case() {
-                match $make.await {
-                    Some((users, _guard)) => $crate::contracts::users::$case(users).await,
-                    None => eprintln!("SKIPPED {}: no server for this adapter", stringify!($case)),
-                }
+                $crate::contracts::run_case(stringify!($case), $make, $crate::contracts::users::$case).await;
             }
         )+
     };
