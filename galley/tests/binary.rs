@@ -108,3 +108,56 @@ async fn serves_seeded_recipes_and_stops_cleanly_on_sigterm() {
     assert_eq!(me.status(), 200, "a restart logs nobody out");
     galley.terminate().await;
 }
+
+/// Runs `galley <args>` on the repository's real `config/` with `GALLEY_PROFILE=production` and the
+/// given variables, and returns its exit status and stderr once it exits (bounded).
+async fn run_in_production(args: &[&str], data_dir: &Path, variables: &[(&str, &str)]) -> (bool, String) {
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_galley"));
+    command
+        .args(args)
+        .current_dir(data_dir)
+        .env("GALLEY_CONFIG_DIR", config)
+        .env("GALLEY_PROFILE", "production")
+        .env("GALLEY__HTTP__BIND", "127.0.0.1:0")
+        .env("GALLEY__STORE__EMBEDDED__PATH", data_dir.join("galley.db"))
+        .env("GALLEY__IDENTITY__ISSUER", "http://127.0.0.1:9/")
+        .env_remove("GALLEY__IDENTITY__COOKIE_KEY")
+        .env_remove("GALLEY__CACHE__BACKEND")
+        .env_remove("GALLEY__ENVIRONMENT")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in variables {
+        command.env(name, value);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(30), command.output())
+        .await
+        .expect("a refused start ends at once")
+        .expect("galley runs");
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[tokio::test]
+async fn production_refuses_to_start_without_an_own_cookie_key() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let (started, stderr) = run_in_production(&["run", "recipes-api"], data.path(), &[]).await;
+    assert!(!started, "no cookie key: {stderr}");
+    assert!(stderr.contains("GALLEY__IDENTITY__COOKIE_KEY"), "the error says what to set: {stderr}");
+
+    let development_key = galley_platform::deployment::DEVELOPMENT_COOKIE_KEY;
+    let variables = [("GALLEY__IDENTITY__COOKIE_KEY", development_key)];
+    let (started, stderr) = run_in_production(&["run", "recipes-api"], data.path(), &variables).await;
+    assert!(!started, "the published development key: {stderr}");
+    assert!(stderr.contains("development identity.cookie_key"), "{stderr}");
+}
+
+#[tokio::test]
+async fn production_refuses_a_standalone_rss_api_with_process_local_revocations() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let own_key = "c2VjcmV0LWtleS1vZi10aGlzLWRlcGxveW1lbnQtMDEyMzQ1Njc4OQ==";
+    let variables = [("GALLEY__IDENTITY__COOKIE_KEY", own_key)];
+    let (started, stderr) = run_in_production(&["run", "rss-api"], data.path(), &variables).await;
+    assert!(!started, "memory revocations in production: {stderr}");
+    assert!(stderr.contains("cache.backend = \"redis\""), "the error says what to set: {stderr}");
+}

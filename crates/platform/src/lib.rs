@@ -3,6 +3,8 @@
 //!
 //! Module map:
 //! - [`config`]: layered configuration (built-in defaults → `config/*.toml` → `GALLEY__SECTION__KEY`).
+//! - [`deployment`]: `Environment` (development | production) and the rules production enforces at
+//!   start-up (an own cookie key, a shared revocation list).
 //! - [`secret`]: a string type for credentials that never prints or logs.
 //! - [`telemetry`]: tracing set-up, readable locally and JSON in production.
 //! - [`i18n`]: Project Fluent bundles, locale negotiation (`?locale=`, `Accept-Language` with q-values).
@@ -10,6 +12,7 @@
 //! - [`shutdown`]: one cancellation token fired by SIGINT/SIGTERM, shared by every server in the process.
 
 pub mod config;
+pub mod deployment;
 pub mod health;
 pub mod i18n;
 pub mod secret;
@@ -20,6 +23,7 @@ pub use config::{
     BusBackend, BusSettings, CacheBackend, CacheSettings, ConfigError, ConfigSource, EmbeddedStoreSettings,
     HttpSettings, MongoDbSettings, StoreBackend, StoreSettings, load_settings,
 };
+pub use deployment::{DeploymentError, Environment};
 pub use health::{HealthCheck, ReadinessReport};
 pub use i18n::{Locale, Localizer, MessageArg};
 pub use secret::Secret;

@@ -76,6 +76,7 @@ impl RecipesModule {
         settings: &Settings,
         issuer: String,
     ) -> anyhow::Result<Self> {
+        settings.environment.check_cookie_key(settings.identity.cookie_key.as_ref())?;
         let clock = Arc::clone(&infrastructure.clock);
         let ttls = CacheTtls { item: settings.cache.item_ttl, list: settings.cache.list_ttl };
         let service = RecipeService::new(

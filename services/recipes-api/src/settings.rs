@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use galley_crypto::Argon2Params;
-use galley_platform::{CacheSettings, HttpSettings, Secret, StoreSettings, TelemetrySettings};
+use galley_platform::{CacheSettings, Environment, HttpSettings, Secret, StoreSettings, TelemetrySettings};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// `development` or `production` (start-up refuses what is unsafe there).
+    pub environment: Environment,
     pub http: HttpSettings,
     pub telemetry: TelemetrySettings,
     pub store: StoreSettings,

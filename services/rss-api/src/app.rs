@@ -91,6 +91,8 @@ impl Application {
         bus: Option<Arc<dyn MessageBus>>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        settings.environment.check_cookie_key(settings.identity.cookie_key.as_ref())?;
+        settings.environment.check_shared_revocations("rss-api", settings.cache.backend)?;
         let bus = match bus {
             Some(bus) => bus,
             None => open_bus(&settings.bus).await?,

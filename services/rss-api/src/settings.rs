@@ -1,11 +1,15 @@
 //! rss-api configuration (defaults → `config/*.toml` → `GALLEY__SECTION__KEY`).
 
-use galley_platform::{BusSettings, CacheSettings, HttpSettings, Secret, StoreSettings, TelemetrySettings};
+use galley_platform::{
+    BusSettings, CacheSettings, Environment, HttpSettings, Secret, StoreSettings, TelemetrySettings,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Settings {
+    /// `development` or `production` (start-up refuses what is unsafe there).
+    pub environment: Environment,
     pub http: HttpSettings,
     pub telemetry: TelemetrySettings,
     pub store: StoreSettings,

@@ -1,11 +1,22 @@
 //! `RemoteJwks`: verification keys of another issuer (Galley's recipes-api, or Auth0), discovered from
 //! `{issuer}.well-known/openid-configuration` and fetched from its `jwks_uri`.
 //!
-//! Keys are cached; an unknown `kid` triggers one re-fetch (at most every 10 s, so forged tokens cannot
-//! make us hammer the issuer), which is how a rotated-in key is picked up. Discovery is lazy, so a
-//! service can start before its issuer is reachable. Only RSA signing keys are kept.
+//! Verification is on every authenticated request of rss-api, so the keys are read from an immutable
+//! snapshot (`Arc` behind a briefly held lock, never across an `await`): concurrent verifications never
+//! queue behind each other or behind a fetch. Fetches are single-flight — one task fetches while the
+//! others carry on with the keys they have — and rate-limited:
+//! - keys older than `cache_for` (5 min) are re-read by the first request that notices, so withdrawn keys
+//!   stop being accepted; everyone else keeps verifying with the cached keys meanwhile;
+//! - an unknown `kid` (a rotated-in key, or a forgery) triggers at most one fetch per
+//!   `refetch_at_most_every` (10 s) however many requests carry it, so forged tokens cannot make us
+//!   hammer the issuer; requests that waited for that fetch use its result instead of fetching again;
+//! - with no keys at all (the issuer was down at start-up) a failed fetch may be retried after 1 s.
+//!
+//! Discovery is lazy, so a service can start before its issuer is reachable. Only RSA signing keys are
+//! kept.
 
 use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -16,9 +27,26 @@ use tokio::sync::Mutex;
 
 use crate::jwt::VerificationKeys;
 
-const REFETCH_AT_MOST_EVERY: Duration = Duration::from_secs(10);
-/// Keys are re-read this often even without a miss, so withdrawn keys stop being accepted.
-const CACHE_FOR: Duration = Duration::from_secs(300);
+/// How often keys are re-read and how often a miss may trigger a fetch.
+#[derive(Debug, Clone, Copy)]
+pub struct JwksIntervals {
+    /// Keys are re-read this often even without a miss, so withdrawn keys stop being accepted.
+    pub cache_for: Duration,
+    /// An unknown `kid` triggers at most one fetch per this interval.
+    pub refetch_at_most_every: Duration,
+    /// With no keys at all, a failed fetch may be retried after this long.
+    pub retry_unavailable_after: Duration,
+}
+
+impl Default for JwksIntervals {
+    fn default() -> Self {
+        Self {
+            cache_for: Duration::from_secs(300),
+            refetch_at_most_every: Duration::from_secs(10),
+            retry_unavailable_after: Duration::from_secs(1),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct Discovery {
@@ -40,17 +68,25 @@ struct Jwk {
     e: Option<String>,
 }
 
+/// What verifications read: the keys of the last successful fetch and when fetches happened.
 #[derive(Default)]
-struct Cache {
-    jwks_uri: Option<String>,
+struct Snapshot {
     keys: HashMap<String, DecodingKey>,
+    /// When the keys were last fetched (or a failed refresh was given up on, to back off).
     fetched_at: Option<Instant>,
+    /// When a fetch was last started, successful or not: the refetch rate limit counts from here.
+    attempted_at: Option<Instant>,
+    /// Why the last fetch failed, while there are no keys to fall back on.
+    unavailable: Option<String>,
 }
 
 pub struct RemoteJwks {
     issuer: String,
     client: reqwest::Client,
-    cache: Mutex<Cache>,
+    intervals: JwksIntervals,
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// The single-flight token: whoever holds it fetches. It keeps the discovered `jwks_uri`.
+    fetching: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -62,12 +98,53 @@ impl std::fmt::Debug for RemoteJwks {
 impl RemoteJwks {
     /// Keys of `issuer` (its URL, as in the tokens' `iss`).
     pub fn new(issuer: &str) -> Result<Self, StoreError> {
+        Self::with_intervals(issuer, JwksIntervals::default())
+    }
+
+    /// As [`RemoteJwks::new`], with other cache and rate-limit intervals.
+    pub fn with_intervals(issuer: &str, intervals: JwksIntervals) -> Result<Self, StoreError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|error| StoreError::Internal(format!("http client: {error}")))?;
-        Ok(Self { issuer: issuer.to_owned(), client, cache: Mutex::new(Cache::default()) })
+        Ok(Self {
+            issuer: issuer.to_owned(),
+            client,
+            intervals,
+            snapshot: RwLock::new(Arc::new(Snapshot::default())),
+            fetching: Mutex::new(None),
+        })
+    }
+
+    fn current(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn publish(&self, snapshot: Snapshot) {
+        *self.snapshot.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(snapshot);
+    }
+
+    fn is_fresh(&self, snapshot: &Snapshot) -> bool {
+        snapshot.fetched_at.is_some_and(|at| at.elapsed() <= self.intervals.cache_for)
+    }
+
+    /// Whether a miss may fetch now, given when the last fetch started.
+    fn may_refetch(&self, snapshot: &Snapshot) -> bool {
+        let interval = if snapshot.keys.is_empty() {
+            self.intervals.retry_unavailable_after
+        } else {
+            self.intervals.refetch_at_most_every
+        };
+        snapshot.attempted_at.is_none_or(|at| at.elapsed() > interval)
+    }
+
+    /// What a miss answers when it may not fetch: no such key, or the reason no key can be had.
+    fn miss(snapshot: &Snapshot) -> Result<Option<DecodingKey>, StoreError> {
+        match &snapshot.unavailable {
+            Some(reason) if snapshot.keys.is_empty() => Err(StoreError::Unavailable(reason.clone())),
+            _ => Ok(None),
+        }
     }
 
     async fn get_json<T: for<'de> Deserialize<'de>>(&self, url: &str) -> Result<T, StoreError> {
@@ -81,19 +158,21 @@ impl RemoteJwks {
         response.json().await.map_err(|error| StoreError::Unavailable(format!("{url}: {error}")))
     }
 
-    async fn refresh(&self, cache: &mut Cache) -> Result<(), StoreError> {
-        let jwks_uri = match &cache.jwks_uri {
+    async fn fetch_keys(
+        &self,
+        jwks_uri: &mut Option<String>,
+    ) -> Result<HashMap<String, DecodingKey>, StoreError> {
+        let uri = match jwks_uri {
             Some(uri) => uri.clone(),
             None => {
                 let discovery_url =
                     format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
                 let discovery: Discovery = self.get_json(&discovery_url).await?;
-                cache.jwks_uri = Some(discovery.jwks_uri.clone());
-                discovery.jwks_uri
+                jwks_uri.insert(discovery.jwks_uri).clone()
             }
         };
-        let set: JwkSet = self.get_json(&jwks_uri).await?;
-        cache.keys = set
+        let set: JwkSet = self.get_json(&uri).await?;
+        Ok(set
             .keys
             .into_iter()
             .filter(|jwk| jwk.kty == "RSA" && jwk.usage.as_deref().is_none_or(|u| u == "sig"))
@@ -101,31 +180,69 @@ impl RemoteJwks {
                 let key = DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?).ok()?;
                 Some((jwk.kid?, key))
             })
-            .collect();
-        cache.fetched_at = Some(Instant::now());
-        Ok(())
+            .collect())
+    }
+
+    /// Fetches and publishes new keys; the caller holds the single-flight token. A failure keeps the
+    /// keys there are (and backs off as if it had worked, so a down issuer is not asked on every
+    /// request); without any, it is remembered as the reason verification cannot proceed.
+    async fn refresh(&self, jwks_uri: &mut Option<String>, previous: &Snapshot) {
+        let attempted_at = Some(Instant::now());
+        match self.fetch_keys(jwks_uri).await {
+            Ok(keys) => {
+                self.publish(Snapshot { keys, fetched_at: attempted_at, attempted_at, unavailable: None })
+            }
+            Err(error) => {
+                if !previous.keys.is_empty() {
+                    tracing::warn!(%error, "could not refresh the issuer's keys; using cached ones");
+                }
+                let fetched_at = if previous.keys.is_empty() { None } else { attempted_at };
+                self.publish(Snapshot {
+                    keys: previous.keys.clone(),
+                    fetched_at,
+                    attempted_at,
+                    unavailable: Some(error.to_string()),
+                });
+            }
+        }
     }
 }
 
 #[async_trait]
 impl VerificationKeys for RemoteJwks {
     async fn decoding_key(&self, kid: &str) -> Result<Option<DecodingKey>, StoreError> {
-        let mut cache = self.cache.lock().await;
-        let age = cache.fetched_at.map(|at| at.elapsed());
-        let stale = age.is_none_or(|age| age > CACHE_FOR);
-        let missing = !cache.keys.contains_key(kid);
-        let may_refetch = age.is_none_or(|age| age > REFETCH_AT_MOST_EVERY);
-        if (stale || (missing && may_refetch))
-            && let Err(error) = self.refresh(&mut cache).await
-        {
-            // Keep serving the keys we have; without any, verification cannot proceed.
-            if cache.keys.is_empty() {
-                return Err(error);
+        let snapshot = self.current();
+        if let Some(key) = snapshot.keys.get(kid) {
+            if !self.is_fresh(&snapshot) {
+                // Stale: the first to notice refreshes; everyone else verifies with the cached key.
+                if let Ok(mut jwks_uri) = self.fetching.try_lock() {
+                    let latest = self.current();
+                    if !self.is_fresh(&latest) {
+                        self.refresh(&mut jwks_uri, &latest).await;
+                        return Ok(self.current().keys.get(kid).cloned());
+                    }
+                }
             }
-            tracing::warn!(%error, "could not refresh the issuer's keys; using cached ones");
-            // Back off as if it had worked, so a down issuer is not asked on every request.
-            cache.fetched_at = Some(Instant::now());
+            return Ok(Some(key.clone()));
         }
-        Ok(cache.keys.get(kid).cloned())
+        if !self.may_refetch(&snapshot) {
+            return Self::miss(&snapshot);
+        }
+        // A miss that may fetch: one fetch for everyone who misses now. Whoever waited for it looks
+        // again before fetching, and finds the result (or the rate limit) of the fetch it waited for.
+        let mut jwks_uri = self.fetching.lock().await;
+        let latest = self.current();
+        if let Some(key) = latest.keys.get(kid) {
+            return Ok(Some(key.clone()));
+        }
+        if !self.may_refetch(&latest) {
+            return Self::miss(&latest);
+        }
+        self.refresh(&mut jwks_uri, &latest).await;
+        let fetched = self.current();
+        match fetched.keys.get(kid) {
+            Some(key) => Ok(Some(key.clone())),
+            None => Self::miss(&fetched),
+        }
     }
 }

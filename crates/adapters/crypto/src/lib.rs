@@ -4,7 +4,8 @@
 //! - [`password`]: `Argon2Hasher`, the `PasswordHasher` port on Argon2id (parameters documented there).
 //! - [`keys`]: `KeyRing`, RS256 signing keys persisted through the `SigningKeyStore` port, generated on
 //!   first start, rotated by age, published as a JWKS while tokens they signed may still be presented.
-//! - [`jwks`]: `RemoteJwks`, another issuer's keys (discovery document + JWKS, cached).
+//! - [`jwks`]: `RemoteJwks`, another issuer's keys (discovery document + JWKS): lock-free reads,
+//!   single-flight, rate-limited refetches.
 //! - [`jwt`]: `JwtAuthority`, the `TokenSigner` and `TokenVerifier` ports on `jsonwebtoken`, with the
 //!   algorithm pinned and issuer, audience and validity checked against an injectable clock.
 
@@ -13,7 +14,7 @@ pub mod jwt;
 pub mod keys;
 pub mod password;
 
-pub use jwks::RemoteJwks;
+pub use jwks::{JwksIntervals, RemoteJwks};
 pub use jwt::{JwtAuthority, JwtVerifier, VerificationKeys};
 pub use keys::{KeyPolicy, KeyRing};
 pub use password::{Argon2Hasher, Argon2Params};
