@@ -165,10 +165,15 @@ impl OwnedStart {
             .map(|(_, value)| value.as_str())
     }
 
+    /// Sets (in place, else at the end) or removes attribute `key`.
     fn set(&mut self, key: &str, value: Option<&str>) {
-        self.attributes.retain(|(name, _)| name != key);
-        if let Some(value) = value {
-            self.attributes.push((key.to_owned(), value.to_owned()));
+        let Some(value) = value else {
+            self.attributes.retain(|(name, _)| name != key);
+            return;
+        };
+        match self.attributes.iter_mut().find(|(name, _)| name == key) {
+            Some((_, existing)) => value.clone_into(existing),
+            None => self.attributes.push((key.to_owned(), value.to_owned())),
         }
     }
 
@@ -235,11 +240,11 @@ impl XmlPass {
                     // feed-rs reads unqualified names in an Atom document as Atom.
                     let is_atom_name = namespace.as_deref().is_none_or(|ns| ns == ATOM10_NS);
                     let kind = match (format, local.as_str(), parent) {
-                        (Format::Rss, "channel", None) if depth == 1 && is_rss_name => {
-                            Some(FrameKind::Channel)
-                        }
+                        // Items are counted whatever their namespace, so that items feed-rs cannot
+                        // place still count for the "items but no entries" check.
+                        (Format::Rss, "channel", None) if depth == 1 => Some(FrameKind::Channel),
                         (Format::Rss, "item", Some(FrameKind::Channel)) | (Format::Rdf, "item", None)
-                            if is_rss_name && (depth == 1 || parent_depth == Some(depth - 1)) =>
+                            if depth == 1 || parent_depth == Some(depth - 1) =>
                         {
                             let item = pass.start_item(&element);
                             match item {
@@ -603,5 +608,82 @@ fn scalar_string(value: &Value) -> Option<String> {
         Value::String(text) => Some(text.clone()),
         Value::Number(number) => Some(number.to_string()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_feed_rs_reads_as_they_are_pass_unchanged() {
+        for xml in [
+            r#"<rss version="2.0"><channel><item><title>a</title><link>http://a/</link></item></channel></rss>"#,
+            r#"<feed xmlns="http://www.w3.org/2005/Atom"><title type="html">t</title><entry><title>e</title></entry></feed>"#,
+            r#"<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns="http://purl.org/rss/1.0/"><item><link>x</link></item></rdf:RDF>"#,
+            "<rss><channel><item></channel></rss>",
+            "not xml at all",
+            "",
+        ] {
+            assert!(matches!(normalize(xml).text, Cow::Borrowed(_)), "{xml}");
+        }
+    }
+
+    #[test]
+    fn unknown_rss_versions_become_2_0_and_legacy_namespaces_rss_1_0() {
+        let text = normalize(r#"<rss version='0.94' a="x>y"><channel/></rss>"#).text;
+        assert_eq!(text, r#"<rss version="2.0" a="x>y"><channel/></rss>"#);
+        let text = normalize(r#"<rss xmlns="http://backend.userland.com/rss2"><channel/></rss>"#).text;
+        assert_eq!(text, r#"<rss xmlns="http://purl.org/rss/1.0/" version="2.0"><channel/></rss>"#);
+    }
+
+    #[test]
+    fn items_are_counted_and_their_facts_noted() {
+        let rss = r#"<rss version="2.0"><channel>
+            <item><guid>http://a/1</guid></item>
+            <item><guid isPermaLink=" FALSE ">http://a/2</guid></item>
+            <item><title>no guid</title><other><item/></other></item>
+            <item/>
+        </channel></rss>"#;
+        let normalized = normalize(rss);
+        assert_eq!(normalized.items, 4);
+        let permalinks: Vec<bool> = normalized.facts.iter().map(|f| f.guid_is_permalink).collect();
+        assert_eq!(permalinks, [true, false, false, false]);
+        let rdf = r#"<r:RDF xmlns:r="http://www.w3.org/1999/02/22-rdf-syntax-ns#" xmlns:rss="http://purl.org/rss/1.0/">
+            <rss:item r:about="a&amp;b"><rss:title>t</rss:title></rss:item></r:RDF>"#;
+        let normalized = normalize(rdf);
+        assert_eq!(normalized.facts[0].about.as_deref(), Some("a&b"));
+        assert!(normalized.text.contains("<rss:title>t</rss:title><rss:link>urn:galley:no-link</rss:link></rss:item>"));
+    }
+
+    #[test]
+    fn atom_text_types_are_mapped_to_known_ones() {
+        assert_eq!(known_text_type(None, false, false), None);
+        assert_eq!(known_text_type(Some(" Text/HTML "), false, false).as_deref(), Some("html"));
+        assert_eq!(known_text_type(Some("text/plain"), true, false).as_deref(), Some("text"));
+        assert_eq!(known_text_type(Some("XHTML"), false, false).as_deref(), Some("xhtml"));
+        assert_eq!(known_text_type(Some("weird"), false, false).as_deref(), Some("text"));
+        assert_eq!(known_text_type(Some("text/markdown"), true, false).as_deref(), Some("text/markdown"));
+        assert_eq!(known_text_type(Some("text/markdown"), false, false).as_deref(), Some("text"));
+        assert_eq!(known_text_type(Some("html"), true, true), None, "src needs a MIME type or none");
+        assert_eq!(known_text_type(Some("image/png"), true, true).as_deref(), Some("image/png"));
+    }
+
+    #[test]
+    fn json_feed_fields_are_coerced_per_field() {
+        let (json, items) = lenient_json_feed(
+            r#"{"version":"v","title":7,"icon":[],"authors":"me","items":[{"id":5,"tags":"t","author":{"name":1}},3]}"#,
+        )
+        .expect("an object");
+        assert_eq!(items, 1);
+        let value: Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(value["title"], "7");
+        assert!(value.get("icon").is_none());
+        assert_eq!(value["authors"][0]["name"], "me");
+        assert_eq!(value["items"][0]["id"], "5");
+        assert_eq!(value["items"][0]["tags"][0], "t");
+        assert_eq!(value["items"][0]["author"]["name"], "1");
+        assert_eq!(lenient_json_feed("[1, 2]"), None);
+        assert_eq!(lenient_json_feed("{not json"), None);
     }
 }
