@@ -172,7 +172,19 @@ mod tests {
 
     #[test]
     fn stray_bytes_in_mostly_utf8_text_are_replaced() {
-        assert_eq!(to_utf8("<t>Café crème \u{2014} ".as_bytes().iter().chain(b"\xff</t>").copied().collect::<Vec<_>>().as_slice(), None), "<t>Café crème \u{2014} \u{fffd}</t>");
+        assert_eq!(
+            to_utf8(
+                "<t>Café crème \u{2014} "
+                    .as_bytes()
+                    .iter()
+                    .chain(b"\xff</t>")
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                None
+            ),
+            "<t>Café crème \u{2014} \u{fffd}</t>"
+        );
     }
 
     #[test]

@@ -653,7 +653,11 @@ mod tests {
             <rss:item r:about="a&amp;b"><rss:title>t</rss:title></rss:item></r:RDF>"#;
         let normalized = normalize(rdf);
         assert_eq!(normalized.facts[0].about.as_deref(), Some("a&b"));
-        assert!(normalized.text.contains("<rss:title>t</rss:title><rss:link>urn:galley:no-link</rss:link></rss:item>"));
+        assert!(
+            normalized
+                .text
+                .contains("<rss:title>t</rss:title><rss:link>urn:galley:no-link</rss:link></rss:item>")
+        );
     }
 
     #[test]

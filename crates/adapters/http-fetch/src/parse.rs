@@ -594,6 +594,39 @@ mod tests {
     }
 
     #[test]
+    fn self_closed_elements_open_and_unmatched_end_tags_close_nothing() {
+        assert!(nesting_exceeds(&"<div/>".repeat(MAX_NESTING + 1), MAX_NESTING), "<div/> opens a div");
+        assert!(!nesting_exceeds(&"<br/><img src=x />".repeat(1000), 0), "void elements never open");
+        let unmatched = format!("{}{}{}", "<div>".repeat(200), "</span>".repeat(200), "<div>".repeat(100));
+        assert!(nesting_exceeds(&unmatched, MAX_NESTING), "</span> closes no div");
+        let closing = format!("{}{}", "<div><span>".repeat(100), "</div>".repeat(100));
+        assert!(
+            !nesting_exceeds(&format!("{closing}{closing}{closing}"), MAX_NESTING),
+            "</div> closes the span too"
+        );
+        assert!(!nesting_exceeds(&"<p>paragraph <li>item ".repeat(1000), 4), "<p> ends the open <p>");
+    }
+
+    #[test]
+    fn fields_are_capped_before_html_work() {
+        let long = format!("{}{}", "é".repeat(MAX_FIELD_BYTES), "tail");
+        let cut = capped(&long);
+        assert!(cut.len() <= MAX_FIELD_BYTES && cut.len() > MAX_FIELD_BYTES - 2);
+        assert!(!cut.contains("tail"));
+        assert_eq!(capped("short"), "short");
+        let entries =
+            parse(&rss(&format!("<item><title>{}</title></item>", "t".repeat(3 * MAX_FIELD_BYTES))));
+        assert_eq!(entries[0].title.len(), MAX_FIELD_BYTES);
+    }
+
+    #[test]
+    fn parsing_stops_at_its_deadline() {
+        let past = Instant::now();
+        let body = rss("<item><title>a</title></item>");
+        assert_eq!(parse_feed(body.as_bytes(), None, &base(), past), Err(ParseError::DeadlineExceeded));
+    }
+
+    #[test]
     fn entity_decoding_is_single_pass() {
         assert_eq!(
             decode_serializer_entities("&amp;lt; &lt;&gt;&quot;&nbsp;&unknown; &"),

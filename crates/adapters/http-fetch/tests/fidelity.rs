@@ -86,7 +86,10 @@ fn linkless_rss_1_items_are_kept_with_their_rdf_about_as_id() {
 #[test]
 fn unknown_atom_text_types_are_read_leniently() {
     let entries = entries(include_bytes!("fixtures/atom-lenient-types.xml"));
-    assert_eq!(titles(&entries), ["Plain by MIME name", "Unknown type", "External content", "Markdown content"]);
+    assert_eq!(
+        titles(&entries),
+        ["Plain by MIME name", "Unknown type", "External content", "Markdown content"]
+    );
     assert_eq!(entries[0].summary.as_deref(), Some("<p>Upper-case <b>html</b></p>"));
     assert_eq!(entries[1].summary.as_deref(), Some("<p>Unknown <em>html5</em> type</p>"));
     assert_eq!(entries[2].summary, None, "content elsewhere: nothing inline");
@@ -119,7 +122,9 @@ fn atom_0_3_base64_content_and_inline_xhtml_titles_are_read() {
     assert_eq!(titles(&entries), ["Unwrapped XHTML title", "Default-typed inline markup"]);
     assert_eq!(
         entries[0].summary.as_deref(),
-        Some(r#"<p>Base64 <b>body</b> with <a href="http://example.test/a" rel="noopener noreferrer nofollow">a link</a></p>"#)
+        Some(
+            r#"<p>Base64 <b>body</b> with <a href="http://example.test/a" rel="noopener noreferrer nofollow">a link</a></p>"#
+        )
     );
     assert_eq!(entries[1].summary.as_deref(), Some("Plain text in base64 &amp; more"));
     assert_eq!(entries[1].link.as_deref(), Some("http://example.test/atom03/2"));
