@@ -33,6 +33,8 @@
 //! | `/status/{code}[?retry_after=V]` | that status, with `Retry-After: V` if given |
 //! | `/rate-limited` | 429 with `Retry-After: 2` |
 //! | `/generated/{n}.xml` | RSS 2.0 with n items (n ≤ [`MAX_GENERATED`]), for benchmarks |
+//! | `/hostile/divs.xml` | [`HOSTILE_BYTES`] of RSS whose one description is `<div/>` repeated (each opens a `div` in HTML) |
+//! | `/hostile/deep.xml` | [`HOSTILE_BYTES`] of RSS whose one description nests XML elements about 1.5 million deep |
 
 use std::collections::HashMap;
 use std::io;
@@ -60,6 +62,9 @@ pub const ETAG: &str = "\"galley-fixture-v1\"";
 pub const LAST_MODIFIED: &str = "Wed, 01 Jan 2025 00:00:00 GMT";
 /// Default size of `/large.xml` and size of `/large-declared.xml`: 11 MiB, over the default limit.
 pub const LARGE_BYTES: u64 = 11 * 1024 * 1024;
+/// Size of the `/hostile/*` feeds: just under the fetcher's default 10 MiB limit, so they are
+/// downloaded in full and the parser has to face them.
+pub const HOSTILE_BYTES: usize = 10 * 1024 * 1024 - 4096;
 /// Most items `/generated/{n}.xml` produces.
 pub const MAX_GENERATED: usize = 5000;
 /// The item title of `/latin1.xml`, as it must read once decoded.
@@ -202,6 +207,8 @@ fn router(shared: Shared) -> Router {
         .route("/status/{code}", get(status))
         .route("/rate-limited", get(rate_limited))
         .route("/generated/{file}", get(generated))
+        .route("/hostile/divs.xml", get(hostile_divs))
+        .route("/hostile/deep.xml", get(hostile_deep))
         .layer(middleware::from_fn_with_state(Arc::clone(&shared), record))
         .with_state(shared)
 }
@@ -600,6 +607,52 @@ async fn generated(State(shared): State<Shared>, Path(file): Path<String>) -> Re
     }
 }
 
+/// An RSS document with one item whose description is `filler` repeated to fill [`HOSTILE_BYTES`]
+/// (between `open` and `close`, then `closing` once per repetition when given).
+fn hostile_document(
+    base: &str,
+    name: &str,
+    open: &str,
+    unit: &str,
+    closing: Option<&str>,
+    close: &str,
+) -> String {
+    let head = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<rss version=\"2.0\"><channel><title>Hostile ({name})</title><link>{base}/</link>\
+         <item><title>Hostile {name}</title><link>{base}/hostile/{name}</link><guid>hostile-{name}</guid><description>{open}"
+    );
+    let tail = format!("{close}</description></item></channel></rss>\n");
+    let per_unit = unit.len() + closing.map_or(0, str::len);
+    let units = HOSTILE_BYTES.saturating_sub(head.len() + tail.len()) / per_unit;
+    let mut document = String::with_capacity(HOSTILE_BYTES);
+    document.push_str(&head);
+    document.push_str(&unit.repeat(units));
+    if let Some(closing) = closing {
+        document.push_str(&closing.repeat(units));
+    }
+    document.push_str(&tail);
+    document
+}
+
+/// `/hostile/divs.xml`: `<div/>` is an open tag in HTML (the `/` is ignored on non-void elements), so
+/// this is one description nesting 1.7 million `div`s for the HTML sanitizer.
+pub fn hostile_divs_document(base: &str) -> String {
+    hostile_document(base, "divs", "<![CDATA[", "<div/>", None, "]]>")
+}
+
+/// `/hostile/deep.xml`: XML elements nested about 1.5 million deep inside a description.
+pub fn hostile_deep_document(base: &str) -> String {
+    hostile_document(base, "deep", "", "<x>", Some("</x>"), "")
+}
+
+async fn hostile_divs(State(shared): State<Shared>) -> Response {
+    xml("application/rss+xml", hostile_divs_document(&shared.base_url))
+}
+
+async fn hostile_deep(State(shared): State<Shared>) -> Response {
+    xml("application/rss+xml", hostile_deep_document(&shared.base_url))
+}
+
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
@@ -647,6 +700,20 @@ mod tests {
         assert_eq!(single_byte("é€—“”"), vec![0xe9, 0x80, 0x97, 0x93, 0x94]);
         assert!(!single_byte(LATIN1_TITLE).contains(&b'?'));
         assert!(!single_byte(CP1252_TITLE).contains(&b'?'));
+    }
+
+    #[test]
+    fn hostile_feeds_are_just_under_the_default_body_limit() {
+        for document in
+            [hostile_divs_document("http://127.0.0.1:1"), hostile_deep_document("http://127.0.0.1:1")]
+        {
+            assert!(
+                document.len() <= HOSTILE_BYTES && document.len() > HOSTILE_BYTES - 16,
+                "{}",
+                document.len()
+            );
+            assert!(document.ends_with("</rss>\n"));
+        }
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub fn worker(
     let fetcher =
         Arc::new(HttpFeedFetcher::new(settings.fetch.clone()).context("building the feed fetcher")?);
     let ingestion = ingestion(store, fetcher, clock, settings.retry.policy());
-    Ok(Worker::new(bus, ingestion, WorkerSettings { ..settings.worker.clone() }))
+    Ok(Worker::new(bus, ingestion, WorkerSettings { ..settings.worker.clone() })
+        .with_shutdown_grace(settings.http.shutdown_grace))
 }
 
 /// The standalone rss-worker process: the worker plus `/health/live` and `/health/ready`.
@@ -88,7 +89,8 @@ impl Application {
         self.listener.local_addr()
     }
 
-    /// Works and serves health until `shutdown`, lets deliveries in progress finish, closes the store.
+    /// Works and serves health until `shutdown`, lets deliveries in progress finish (or hands them back
+    /// when `http.shutdown_grace` runs out), closes the store.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
         galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await?;

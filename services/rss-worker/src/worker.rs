@@ -4,7 +4,13 @@
 //! ingestion use case, then — only after entries and job status are stored — reply to `reply_to` and
 //! acknowledge. Transient fetch failures are re-delivered after the use case's backoff; store or bus
 //! failures are retried too. At most `concurrency` deliveries are processed at once (the subscription's
-//! prefetch), and shutdown waits for the ones in progress.
+//! prefetch).
+//!
+//! Shutdown stops taking deliveries and gives the ones in progress `shutdown_grace` (the process's
+//! `http.shutdown_grace`) to finish. Those still running then are handed back: their work is dropped
+//! at its next await point and the delivery is settled with `Requeue`, so another worker takes the
+//! request at once. Dropping half-done work is safe because ingestion is idempotent (ADR 0012): a job
+//! left `fetching` is simply started again, and entries already stored are recognised.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,21 +43,39 @@ impl Default for WorkerSettings {
 /// Delay before retrying a delivery that failed for an infrastructure reason (store, bus).
 const INFRASTRUCTURE_RETRY: Duration = Duration::from_secs(5);
 
+/// Time allowed, once the grace is over, for handed-back deliveries to reach the broker. A settlement
+/// that does not make it is still not lost: an unsettled delivery is requeued when it is dropped or
+/// its connection closes.
+const HAND_BACK_LIMIT: Duration = Duration::from_secs(5);
+
+/// Default for [`Worker::with_shutdown_grace`], the same as `http.shutdown_grace`'s.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
 #[derive(Debug, Clone)]
 pub struct Worker {
     bus: Arc<dyn MessageBus>,
     ingestion: FeedIngestion,
     settings: WorkerSettings,
+    shutdown_grace: Duration,
 }
 
 impl Worker {
     pub fn new(bus: Arc<dyn MessageBus>, ingestion: FeedIngestion, settings: WorkerSettings) -> Self {
-        Self { bus, ingestion, settings }
+        Self { bus, ingestion, settings, shutdown_grace: DEFAULT_SHUTDOWN_GRACE }
     }
 
-    /// Consumes until `shutdown`, then lets deliveries in progress finish.
+    /// How long deliveries in progress may run on after shutdown before they are handed back.
+    #[must_use]
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Consumes until `shutdown`, then lets deliveries in progress finish within the shutdown grace
+    /// and hands back the rest (see the module docs).
     pub async fn run(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let mut subscription = self.bus.subscribe(REQUESTS_QUEUE, self.settings.concurrency.max(1)).await?;
+        let hand_back = Shutdown::new();
         let mut in_progress = JoinSet::new();
         loop {
             let delivery = tokio::select! {
@@ -59,21 +83,46 @@ impl Worker {
                 () = shutdown.wait() => break,
             };
             let worker = self.clone();
-            in_progress.spawn(async move { worker.handle(delivery).await });
+            let hand_back = hand_back.clone();
+            in_progress.spawn(async move { worker.handle(delivery, hand_back).await });
             // Reap finished tasks so the set does not grow with the queue's history.
             while in_progress.try_join_next().is_some() {}
         }
-        while in_progress.join_next().await.is_some() {}
+        // The subscription stays open until the end: settlements of deliveries in progress travel on
+        // its channel. Messages it prefetched but never handed out go back when it closes.
+        let finished = tokio::time::timeout(self.shutdown_grace, join_all(&mut in_progress)).await;
+        if finished.is_err() {
+            tracing::warn!(
+                unfinished = in_progress.len(),
+                grace = ?self.shutdown_grace,
+                "shutdown grace over; handing fetch requests in progress back to the queue"
+            );
+            hand_back.trigger();
+            if tokio::time::timeout(HAND_BACK_LIMIT, join_all(&mut in_progress)).await.is_err() {
+                // Dropping the tasks drops their deliveries, which requeues them.
+                in_progress.abort_all();
+            }
+        }
+        drop(subscription);
         Ok(())
     }
 
-    async fn handle(&self, delivery: Delivery) {
-        let settle = match decode(&delivery.message.body) {
-            Err(reason) => {
-                tracing::warn!(message_id = %delivery.message.message_id, %reason, "undecodable fetch request");
-                Settle::DeadLetter(reason)
+    async fn handle(&self, delivery: Delivery, hand_back: Shutdown) {
+        let work = async {
+            match decode(&delivery.message.body) {
+                Err(reason) => {
+                    tracing::warn!(message_id = %delivery.message.message_id, %reason, "undecodable fetch request");
+                    Settle::DeadLetter(reason)
+                }
+                Ok((job_id, url, reply_to)) => self.ingest(job_id, &url, reply_to.as_deref()).await,
             }
-            Ok((job_id, url, reply_to)) => self.ingest(job_id, &url, reply_to.as_deref()).await,
+        };
+        let settle = tokio::select! {
+            settle = work => settle,
+            () = hand_back.wait() => {
+                tracing::info!(message_id = %delivery.message.message_id, "fetch request handed back at shutdown");
+                Settle::Requeue
+            }
         };
         if let Err(error) = delivery.settle(settle).await {
             tracing::warn!(%error, "could not settle a fetch request; it will be delivered again");
@@ -127,6 +176,10 @@ impl Worker {
         self.bus.publish(queue, message).await?;
         Ok(())
     }
+}
+
+async fn join_all(tasks: &mut JoinSet<()>) {
+    while tasks.join_next().await.is_some() {}
 }
 
 /// The job, URL and reply queue of a fetch request, or why it can never be processed.

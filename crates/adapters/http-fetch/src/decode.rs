@@ -10,7 +10,10 @@
 //! 4. otherwise the `charset` of `Content-Type`, then the prolog's `encoding`, skipping labels that
 //!    say UTF-8 (they were just proven wrong); labels follow the WHATWG Encoding Standard, so
 //!    `ISO-8859-1` decodes as windows-1252 like browsers do (`€` and curly quotes survive);
-//! 5. with no usable label, UTF-8 with invalid bytes replaced by U+FFFD.
+//! 5. with no usable label, windows-1252 (what browsers fall back to for unlabelled legacy text,
+//!    and what unlabelled non-UTF-8 feeds nearly always are), unless the body is UTF-8 with a few
+//!    stray bytes (more valid non-ASCII characters than invalid sequences): that stays UTF-8 with
+//!    the stray bytes replaced by U+FFFD, rather than turning every accent into mojibake.
 //!
 //! The XML declaration is then removed, because the parser would otherwise decode the already
 //! converted text a second time using the `encoding` it names.
@@ -21,7 +24,7 @@
 
 use std::borrow::Cow;
 
-use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE};
+use encoding_rs::{Encoding, UTF_8, UTF_16BE, UTF_16LE, WINDOWS_1252};
 
 /// The body as UTF-8, following the rules in the module docs.
 pub fn to_utf8<'a>(body: &'a [u8], header_charset: Option<&str>) -> Cow<'a, str> {
@@ -36,8 +39,18 @@ pub fn to_utf8<'a>(body: &'a [u8], header_charset: Option<&str>) -> Cow<'a, str>
     if let Ok(text) = std::str::from_utf8(body) {
         return Cow::Borrowed(text);
     }
-    let declared = [header, prolog].into_iter().flatten().find(|e| *e != UTF_8).unwrap_or(UTF_8);
-    declared.decode_without_bom_handling(body).0
+    let declared = [header, prolog].into_iter().flatten().find(|e| *e != UTF_8);
+    declared.unwrap_or_else(|| unlabelled_encoding(body)).decode_without_bom_handling(body).0
+}
+
+/// Rule 5: UTF-8 when the body is mostly UTF-8, else windows-1252. Linear.
+fn unlabelled_encoding(body: &[u8]) -> &'static Encoding {
+    let (mut non_ascii, mut invalid) = (0usize, 0usize);
+    for chunk in body.utf8_chunks() {
+        non_ascii += chunk.valid().chars().filter(|c| !c.is_ascii()).count();
+        invalid += usize::from(!chunk.invalid().is_empty());
+    }
+    if non_ascii > invalid { UTF_8 } else { WINDOWS_1252 }
 }
 
 /// The `charset` parameter of a `Content-Type` value, unquoted.
@@ -152,8 +165,26 @@ mod tests {
     }
 
     #[test]
-    fn unlabelled_invalid_utf8_is_decoded_lossily() {
-        assert_eq!(to_utf8(b"<t>a\xffb</t>", None), "<t>a\u{fffd}b</t>");
+    fn unlabelled_legacy_bytes_are_windows_1252() {
+        assert_eq!(to_utf8(b"<t>Caf\xe9 \x80 \x93q\x94</t>", None), "<t>Café € “q”</t>");
+        assert_eq!(to_utf8(b"<t>a\xffb</t>", Some("utf-8")), "<t>aÿb</t>", "a UTF-8 label proven wrong");
+    }
+
+    #[test]
+    fn stray_bytes_in_mostly_utf8_text_are_replaced() {
+        assert_eq!(
+            to_utf8(
+                "<t>Café crème \u{2014} "
+                    .as_bytes()
+                    .iter()
+                    .chain(b"\xff</t>")
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .as_slice(),
+                None
+            ),
+            "<t>Café crème \u{2014} \u{fffd}</t>"
+        );
     }
 
     #[test]

@@ -14,11 +14,11 @@
 
 use std::error::Error as StdError;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
-use galley_rss::fetch::{FeedFetcher, FetchError, FetchErrorCode, FetchOutcome, FetchRequest};
+use galley_rss::fetch::{FeedFetcher, FetchError, FetchErrorCode, FetchOutcome, FetchRequest, ParsedEntry};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode};
 use url::Url;
@@ -32,6 +32,10 @@ use crate::settings::FetchSettings;
 /// What feeds are served as, most specific first; `*/*` last because many feeds are `text/html`.
 const ACCEPT: &str = "application/rss+xml, application/atom+xml, application/feed+json, application/rdf+xml;q=0.9, \
                       application/xml;q=0.9, text/xml;q=0.9, application/json;q=0.8, */*;q=0.5";
+
+/// How much longer than `parse_timeout` the fetcher waits for the parser's thread, which checks the
+/// deadline itself between steps, before giving up on it.
+const PARSE_JOIN_SLACK: Duration = Duration::from_secs(1);
 
 /// Largest buffer reserved up front from `Content-Length`; beyond it the buffer grows as bytes arrive,
 /// so a lying header cannot make us allocate the whole limit.
@@ -154,16 +158,39 @@ impl FeedFetcher for HttpFeedFetcher {
             return Ok(FetchOutcome::NotModified);
         };
 
-        // Parsing a large feed is CPU work: keep it off the async workers. A panic inside the parser
-        // (hostile input) surfaces as a join error and is reported as an unparseable feed.
-        let parsed = tokio::task::spawn_blocking(move || parse_feed(&body, charset.as_deref(), &final_url))
-            .await
-            .map_err(|error| permanent(FetchErrorCode::UnparseableFeed, format!("parser failed: {error}")))?;
-        match parsed {
-            Ok(entries) => Ok(FetchOutcome::Fetched { entries, etag, last_modified }),
-            Err(error @ (ParseError::InternalDtdSubset | ParseError::NotAFeed(_))) => {
-                Err(permanent(FetchErrorCode::UnparseableFeed, error.to_string()))
+        self.parse(body, charset, final_url).await.map(|entries| FetchOutcome::Fetched {
+            entries,
+            etag,
+            last_modified,
+        })
+    }
+}
+
+impl HttpFeedFetcher {
+    /// Parsing is CPU work, so it runs on the blocking pool, never on the async workers, and within
+    /// `parse_timeout`: the parser checks the deadline itself (so its thread stops too), and the wait
+    /// for it is bounded as well, in case one step between checks is slow. A panic inside the parser
+    /// (hostile input) surfaces as a join error. Each of these fails the job for good: the same
+    /// document would fail the same way again.
+    async fn parse(
+        &self,
+        body: Vec<u8>,
+        charset: Option<String>,
+        final_url: Url,
+    ) -> Result<Vec<ParsedEntry>, FetchError> {
+        let limit = self.settings.parse_timeout;
+        let deadline = Instant::now() + limit;
+        let parsing =
+            tokio::task::spawn_blocking(move || parse_feed(&body, charset.as_deref(), &final_url, deadline));
+        let unparseable = |detail: String| permanent(FetchErrorCode::UnparseableFeed, detail);
+        match tokio::time::timeout(limit + PARSE_JOIN_SLACK, parsing).await {
+            Err(_) => Err(unparseable(format!("parsing did not finish within {limit:?}"))),
+            Ok(Err(error)) => Err(unparseable(format!("parser failed: {error}"))),
+            Ok(Ok(Err(ParseError::DeadlineExceeded))) => {
+                Err(unparseable(format!("parsing did not finish within {limit:?}")))
             }
+            Ok(Ok(Err(error))) => Err(unparseable(error.to_string())),
+            Ok(Ok(Ok(entries))) => Ok(entries),
         }
     }
 }

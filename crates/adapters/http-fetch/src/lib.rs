@@ -14,8 +14,12 @@
 //!   tests use instead of DNS.
 //! - [`decode`]: charset detection and transcoding to UTF-8, and the XML-bomb (internal DTD) guard.
 //! - [`xml_scan`]: text-level passes for what feed-rs misses (Atom 0.3, lone `media:thumbnail`).
-//! - [`parse`]: feed-rs to `ParsedEntry`: plain-text titles, ammonia-sanitized summaries, links and
-//!   thumbnails.
+//! - [`normalize`]: the pre-pass that makes feed-rs read what mature readers read (unknown RSS
+//!   versions, legacy RSS namespaces, linkless RSS 1.0 items, unknown Atom text types, Atom 0.3
+//!   base64, JSON Feed fields of the wrong type) and notes what it drops (`rdf:about`, permalink
+//!   guids).
+//! - [`parse`]: feed-rs to `ParsedEntry` within a deadline: plain-text titles, ammonia-sanitized
+//!   summaries (each field capped, deep markup escaped instead), links and thumbnails.
 //! - [`fetcher`]: `HttpFeedFetcher`, the port implementation: one pooled client, status and error
 //!   mapping.
 
@@ -23,6 +27,7 @@ pub mod address;
 pub mod decode;
 pub mod fetcher;
 pub mod guard;
+pub mod normalize;
 pub mod parse;
 pub mod settings;
 pub mod xml_scan;

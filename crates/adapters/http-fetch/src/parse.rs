@@ -18,6 +18,7 @@
 //! `media:content`; the media content is then the only candidate.)
 
 use std::collections::HashSet;
+use std::time::Instant;
 
 use ammonia::UrlRelative;
 use feed_rs::model::{Entry, Link, MediaContent, Text};
@@ -25,6 +26,7 @@ use galley_rss::fetch::ParsedEntry;
 use serde::Deserialize;
 use url::Url;
 
+use crate::normalize::{self, ItemFacts, Normalized, PLACEHOLDER_LINK};
 use crate::{decode, xml_scan};
 
 /// Why a body is not a usable feed.
@@ -34,20 +36,31 @@ pub enum ParseError {
     InternalDtdSubset,
     #[error("not a feed: {0}")]
     NotAFeed(String),
+    /// The document has items, but feed-rs read none of them: failing says so, where an empty
+    /// result would end the job `done` with everything silently lost.
+    #[error("the document has {0} items but none could be read")]
+    NoReadableEntries(usize),
+    /// Parsing ran past its deadline (checked after the XML/JSON parse and between entries).
+    #[error("parsing did not finish in time")]
+    DeadlineExceeded,
 }
 
-/// Decodes, checks and parses one feed body fetched from `base` (the final URL after redirects).
+/// Decodes, checks and parses one feed body fetched from `base` (the final URL after redirects),
+/// giving up with [`ParseError::DeadlineExceeded`] once `deadline` has passed.
 pub fn parse_feed(
     body: &[u8],
     header_charset: Option<&str>,
     base: &Url,
+    deadline: Instant,
 ) -> Result<Vec<ParsedEntry>, ParseError> {
+    let in_time = || if Instant::now() < deadline { Ok(()) } else { Err(ParseError::DeadlineExceeded) };
     let text = decode::to_utf8(body, header_charset);
     let text = decode::strip_xml_declaration(&text);
     if decode::has_internal_dtd_subset(text) {
         return Err(ParseError::InternalDtdSubset);
     }
     let text = xml_scan::upgrade_atom03(text);
+    let Normalized { text, items, facts } = normalize::normalize(&text);
     let parser = feed_rs::parser::Builder::new()
         .base_uri(Some(base.as_str()))
         // Entries without an id keep none: the caller dedups by link, as the design asks.
@@ -55,27 +68,35 @@ pub fn parse_feed(
         .sanitize_content(false)
         .build();
     let feed = parser.parse(text.as_bytes()).map_err(|error| ParseError::NotAFeed(error.to_string()))?;
+    in_time()?;
+    if items > 0 && feed.entries.is_empty() {
+        return Err(ParseError::NoReadableEntries(items));
+    }
+    // Facts line up with entries only when feed-rs kept every item (it does, after the pre-pass).
+    let facts = if facts.len() == feed.entries.len() { facts } else { Vec::new() };
     let is_json = text.trim_start().starts_with('{');
     let json_images = if is_json { json_feed_images(&text) } else { Vec::new() };
     let thumbnails = if is_json { Vec::new() } else { xml_scan::media_thumbnails(&text, feed.entries.len()) };
     let cleaners = Cleaners::new(base);
-    Ok(feed
-        .entries
+    feed.entries
         .into_iter()
         .enumerate()
         .map(|(index, entry)| {
+            in_time()?;
             let extra = Extras {
+                facts: facts.get(index),
                 json: json_images.get(index),
                 thumbnail: thumbnails.get(index).and_then(Option::as_deref),
             };
-            convert(entry, extra, base, &cleaners)
+            Ok(convert(entry, extra, base, &cleaners))
         })
-        .collect())
+        .collect()
 }
 
 /// What feed-rs dropped for one entry, recovered by a second pass over the text.
 #[derive(Debug, Default, Clone, Copy)]
 struct Extras<'a> {
+    facts: Option<&'a ItemFacts>,
     json: Option<&'a JsonItemImages>,
     thumbnail: Option<&'a str>,
 }
@@ -100,10 +121,22 @@ impl Cleaners<'_> {
 fn convert(entry: Entry, extras: Extras<'_>, base: &Url, cleaners: &Cleaners<'_>) -> ParsedEntry {
     let thumbnail = thumbnail(&entry, extras, base);
     let summary = summary(&entry, &cleaners.summary);
+    let facts = extras.facts.cloned().unwrap_or_default();
+    let guid = Some(entry.id.trim().to_owned()).filter(|id| !id.is_empty());
+    // An RSS guid is a permalink unless it says otherwise, so it is the page when `<link>` is missing
+    // (but only when it really is an absolute web URL: many guids are opaque).
+    let permalink = || {
+        guid.as_deref()
+            .filter(|_| facts.guid_is_permalink)
+            .and_then(|guid| Url::parse(guid).ok())
+            .filter(|url| matches!(url.scheme(), "http" | "https"))
+            .map(String::from)
+    };
+    let link = entry_link(&entry.links, base).or_else(permalink);
     ParsedEntry {
-        guid: Some(entry.id.trim().to_owned()).filter(|id| !id.is_empty()),
+        guid: guid.or(facts.about),
         title: entry.title.map(|title| plain_text(&cleaners.title, &title.content)).unwrap_or_default(),
-        link: entry_link(&entry.links, base),
+        link,
         thumbnail,
         published_at: entry.published.or(entry.updated),
         summary,
@@ -113,6 +146,7 @@ fn convert(entry: Entry, extras: Extras<'_>, base: &Url, cleaners: &Cleaners<'_>
 /// Markup to plain text: tags removed by ammonia, the entities its serializer writes decoded, runs of
 /// whitespace collapsed.
 fn plain_text(stripper: &ammonia::Builder<'_>, html: &str) -> String {
+    let html = capped(html);
     let text = if nesting_exceeds(html, MAX_NESTING) {
         strip_tags_crudely(html)
     } else {
@@ -126,38 +160,74 @@ fn plain_text(stripper: &ammonia::Builder<'_>, html: &str) -> String {
 /// markup, which no genuine feed has, is reduced to escaped text by [`strip_tags_crudely`] instead.
 pub const MAX_NESTING: usize = 256;
 
+/// Most bytes of one title or summary handed to HTML work; the rest is cut off (at a character
+/// boundary) first. No genuine title or summary comes near it, and it bounds what any one field can
+/// cost the sanitizer whatever the markup, since some of html5ever's work grows faster than the
+/// input. Summaries are summaries: a reader follows the link for the full article.
+pub const MAX_FIELD_BYTES: usize = 64 * 1024;
+
 /// HTML elements that never have content, so opening one does not nest.
 const VOID_ELEMENTS: [&str; 14] = [
     "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track",
     "wbr",
 ];
 
-/// A linear, approximate count of open elements: start tags (not void, not self-closed) open, end
-/// tags close. It over-counts markup that relies on implied end tags (`<p><p>`), which only sends
-/// such markup to the plain-text path.
+/// Elements whose start tag closes an open element of the same name (a `<p>` ends the open `<p>`,
+/// an `<li>` the open `<li>`), as the HTML tree builder does.
+const SELF_ENDING: [&str; 9] = ["p", "li", "dt", "dd", "option", "tr", "td", "th", "rt"];
+
+/// Whether `html` opens more than `limit` elements at once, as html5ever's tree builder would count
+/// them: void elements never open; a `/>` on any other element is ignored (`<div/>` opens a `div`);
+/// an end tag closes the innermost open element of its name and everything inside it, and is ignored
+/// when no such element is open; `p`, `li` and their kind end an open element of their own name.
+/// It still over-counts some implied end tags (`<p><div>`), which only sends such markup to the
+/// plain-text path. Linear: the stack it searches never exceeds `limit + 1` names.
 fn nesting_exceeds(html: &str, limit: usize) -> bool {
-    let mut depth = 0usize;
+    let mut open: Vec<&str> = Vec::new();
+    let innermost = |open: &[&str], name: &str| open.iter().rposition(|o| o.eq_ignore_ascii_case(name));
     let mut rest = html;
     while let Some(at) = rest.find('<') {
         rest = &rest[at + 1..];
-        if rest.starts_with('/') {
-            depth = depth.saturating_sub(1);
+        let (closing, tag) = match rest.strip_prefix('/') {
+            Some(tag) => (true, tag),
+            None => (false, rest),
+        };
+        if !tag.starts_with(|c: char| c.is_ascii_alphabetic()) {
             continue;
         }
-        let name_length = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
-        if name_length == 0 || !rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
-            continue;
-        }
-        let name = &rest[..name_length];
-        let self_closed = rest.find('>').is_some_and(|end| rest[..end].ends_with('/'));
-        if !self_closed && !VOID_ELEMENTS.iter().any(|void| void.eq_ignore_ascii_case(name)) {
-            depth += 1;
-            if depth > limit {
-                return true;
+        let name = &tag[..tag.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(tag.len())];
+        if closing {
+            if let Some(position) = innermost(&open, name) {
+                open.truncate(position);
             }
+            continue;
+        }
+        if VOID_ELEMENTS.iter().any(|void| void.eq_ignore_ascii_case(name)) {
+            continue;
+        }
+        if SELF_ENDING.iter().any(|kind| kind.eq_ignore_ascii_case(name))
+            && let Some(position) = innermost(&open, name)
+        {
+            open.truncate(position);
+        }
+        open.push(name);
+        if open.len() > limit {
+            return true;
         }
     }
     false
+}
+
+/// `text` cut to at most [`MAX_FIELD_BYTES`], at a character boundary.
+fn capped(text: &str) -> &str {
+    if text.len() <= MAX_FIELD_BYTES {
+        return text;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Drops everything between `<` and `>`: the fallback for markup too deep to parse (see
@@ -231,6 +301,7 @@ fn summary(entry: &Entry, cleaner: &ammonia::Builder<'_>) -> Option<String> {
         Some((body, is_plain_text(&content.content_type)))
     };
     let (markup, plain) = from_summary.or_else(from_content)?;
+    let markup = capped(markup);
     let html = if plain {
         escape_html(markup)
     } else if nesting_exceeds(markup, MAX_NESTING) {
@@ -254,10 +325,14 @@ fn web_url(base: &Url, raw: &str) -> Option<String> {
 }
 
 /// The entry's web page: the first alternate link of an HTML-ish type, else the first alternate that
-/// is not a media attachment (JSON Feed attachments arrive as untyped-rel links).
+/// is not a media attachment (JSON Feed attachments arrive as untyped-rel links). Links to comments
+/// (RSS `<comments>`, `wfw:commentRss`) and the pre-pass's placeholder are never the page.
 fn entry_link(links: &[Link], base: &Url) -> Option<String> {
-    let alternate =
-        |link: &&Link| link.rel.as_deref().is_none_or(|rel| rel.eq_ignore_ascii_case("alternate"));
+    let alternate = |link: &&Link| {
+        link.rel.as_deref().is_none_or(|rel| rel.eq_ignore_ascii_case("alternate"))
+            && link.target.is_none()
+            && link.href != PLACEHOLDER_LINK
+    };
     let html = |link: &&Link| link.media_type.as_deref().is_none_or(|kind| kind.contains("html"));
     let not_media = |link: &&Link| {
         link.media_type.as_deref().is_none_or(|kind| {
@@ -334,14 +409,20 @@ fn json_feed_images(text: &str) -> Vec<JsonItemImages> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn base() -> Url {
         Url::parse("http://127.0.0.1:1/feeds/rss.xml").expect("url")
     }
 
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(600)
+    }
+
     fn parse(body: &str) -> Vec<ParsedEntry> {
-        parse_feed(body.as_bytes(), None, &base()).expect("parses")
+        parse_feed(body.as_bytes(), None, &base(), far()).expect("parses")
     }
 
     fn rss(items: &str) -> String {
@@ -448,7 +529,7 @@ mod tests {
     #[test]
     fn hostile_or_broken_documents_are_errors() {
         let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;">]><rss version="2.0"><channel><title>&lol2;</title></channel></rss>"#;
-        assert_eq!(parse_feed(bomb.as_bytes(), None, &base()), Err(ParseError::InternalDtdSubset));
+        assert_eq!(parse_feed(bomb.as_bytes(), None, &base(), far()), Err(ParseError::InternalDtdSubset));
         for broken in [
             "",
             "   ",
@@ -458,7 +539,7 @@ mod tests {
             "\u{0}\u{1}binary",
             "<<<<",
         ] {
-            assert!(parse_feed(broken.as_bytes(), None, &base()).is_err(), "{broken:?}");
+            assert!(parse_feed(broken.as_bytes(), None, &base(), far()).is_err(), "{broken:?}");
         }
     }
 
@@ -470,34 +551,36 @@ mod tests {
             "<div>".repeat(depth),
             "</div>".repeat(depth)
         );
-        let started = std::time::Instant::now();
-        let entries = parse_feed(elements.as_bytes(), None, &base()).expect("parses");
+        let started = Instant::now();
+        let entries = parse_feed(elements.as_bytes(), None, &base(), far()).expect("parses");
         assert_eq!(entries[0].summary, None, "only empty elements: nothing left");
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
         let escaped = format!(
             "<rss version=\"2.0\"><channel><item><description>{}{}</description></item></channel></rss>",
             "&lt;div&gt;".repeat(depth),
             "&lt;/div&gt;".repeat(depth)
         );
-        let entries = parse_feed(escaped.as_bytes(), None, &base()).expect("parses");
+        let entries = parse_feed(escaped.as_bytes(), None, &base(), far()).expect("parses");
         assert_eq!(entries[0].summary, None);
+        // Deep, but within MAX_FIELD_BYTES, so the text in the middle survives the cap.
+        let deep_but_short = 2 * MAX_NESTING;
         let titled = format!(
             "<rss version=\"2.0\"><channel><item><title>{}deep &amp;amp; title{}</title><description>{}text &amp;lt;x&amp;gt;{}</description></item></channel></rss>",
-            "&lt;b&gt;".repeat(depth),
-            "&lt;/b&gt;".repeat(depth),
-            "&lt;i&gt;".repeat(depth),
-            "&lt;/i&gt;".repeat(depth)
+            "&lt;b&gt;".repeat(deep_but_short),
+            "&lt;/b&gt;".repeat(deep_but_short),
+            "&lt;i&gt;".repeat(deep_but_short),
+            "&lt;/i&gt;".repeat(deep_but_short)
         );
-        let entries = parse_feed(titled.as_bytes(), None, &base()).expect("parses");
+        let entries = parse_feed(titled.as_bytes(), None, &base(), far()).expect("parses");
         assert_eq!(entries[0].title, "deep &amp; title", "degraded: tags dropped, entities kept");
         assert_eq!(entries[0].summary.as_deref(), Some("text &amp;lt;x&amp;gt;"), "escaped text");
-        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
         let json = format!(
             "{{\"version\":\"https://jsonfeed.org/version/1\",\"title\":\"t\",\"items\":{}{}}}",
             "[".repeat(depth),
             "]".repeat(depth)
         );
-        assert!(parse_feed(json.as_bytes(), None, &base()).is_err());
+        assert!(parse_feed(json.as_bytes(), None, &base(), far()).is_err());
     }
 
     #[test]
@@ -508,6 +591,39 @@ mod tests {
         assert!(nesting_exceeds(&"<div>".repeat(300), MAX_NESTING));
         assert!(!nesting_exceeds("1 < 2 and <3 <> </", 0));
         assert_eq!(strip_tags_crudely("<b>bold</b> & <i>it"), " bold  &  it");
+    }
+
+    #[test]
+    fn self_closed_elements_open_and_unmatched_end_tags_close_nothing() {
+        assert!(nesting_exceeds(&"<div/>".repeat(MAX_NESTING + 1), MAX_NESTING), "<div/> opens a div");
+        assert!(!nesting_exceeds(&"<br/><img src=x />".repeat(1000), 0), "void elements never open");
+        let unmatched = format!("{}{}{}", "<div>".repeat(200), "</span>".repeat(200), "<div>".repeat(100));
+        assert!(nesting_exceeds(&unmatched, MAX_NESTING), "</span> closes no div");
+        let closing = format!("{}{}", "<div><span>".repeat(100), "</div>".repeat(100));
+        assert!(
+            !nesting_exceeds(&format!("{closing}{closing}{closing}"), MAX_NESTING),
+            "</div> closes the span too"
+        );
+        assert!(!nesting_exceeds(&"<p>paragraph <li>item ".repeat(1000), 4), "<p> ends the open <p>");
+    }
+
+    #[test]
+    fn fields_are_capped_before_html_work() {
+        let long = format!("{}{}", "é".repeat(MAX_FIELD_BYTES), "tail");
+        let cut = capped(&long);
+        assert!(cut.len() <= MAX_FIELD_BYTES && cut.len() > MAX_FIELD_BYTES - 2);
+        assert!(!cut.contains("tail"));
+        assert_eq!(capped("short"), "short");
+        let entries =
+            parse(&rss(&format!("<item><title>{}</title></item>", "t".repeat(3 * MAX_FIELD_BYTES))));
+        assert_eq!(entries[0].title.len(), MAX_FIELD_BYTES);
+    }
+
+    #[test]
+    fn parsing_stops_at_its_deadline() {
+        let past = Instant::now();
+        let body = rss("<item><title>a</title></item>");
+        assert_eq!(parse_feed(body.as_bytes(), None, &base(), past), Err(ParseError::DeadlineExceeded));
     }
 
     #[test]

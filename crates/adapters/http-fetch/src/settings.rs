@@ -10,6 +10,7 @@
 //! max_body_bytes = 10485760   # larger bodies fail with too_large (checked while streaming)
 //! connect_timeout = 5         # seconds to establish TCP (+ TLS)
 //! timeout = 20                # seconds for the whole exchange, redirects and body included
+//! parse_timeout = 10          # seconds to parse one downloaded feed; longer fails with unparseable_feed
 //! max_redirects = 5           # more fail with too_many_redirects
 //! allow_private_hosts = []    # e.g. ["rss-bridge.internal", "10.0.3.0/24"]
 //! ```
@@ -45,6 +46,11 @@ pub struct FetchSettings {
     /// Time allowed for the whole exchange: resolving, connecting, redirects and reading the body.
     #[serde(rename = "timeout", with = "duration_secs")]
     pub total_timeout: Duration,
+    /// Time allowed to parse and sanitize one downloaded body (CPU work on the blocking pool). With
+    /// `timeout` it bounds a whole fetch: a document built to be slow to parse fails with
+    /// `unparseable_feed` instead of holding a worker.
+    #[serde(with = "duration_secs")]
+    pub parse_timeout: Duration,
     /// Redirects followed before failing with `too_many_redirects`.
     pub max_redirects: usize,
     /// Hosts and networks exempt from the private-address block: a host name allows whatever it
@@ -61,6 +67,7 @@ impl Default for FetchSettings {
             max_body_bytes: 10 * 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
             total_timeout: Duration::from_secs(20),
+            parse_timeout: Duration::from_secs(10),
             max_redirects: 5,
             allow_private_hosts: Vec::new(),
         }
@@ -159,6 +166,7 @@ mod tests {
         assert_eq!(settings.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(settings.connect_timeout, Duration::from_secs(5));
         assert_eq!(settings.total_timeout, Duration::from_secs(20));
+        assert_eq!(settings.parse_timeout, Duration::from_secs(10));
         assert_eq!(settings.max_redirects, 5);
         assert!(settings.user_agent.starts_with("Galley/"));
         assert!(settings.allow_private_hosts.is_empty(), "nothing private is reachable by default");

@@ -21,11 +21,13 @@ pub fn loopback(last: u8) -> IpAddr {
     IpAddr::from([127, 0, 0, last])
 }
 
-/// Default settings with a 10 s total timeout and the given allow-list.
+/// Default settings with a 10 s total timeout, a parse deadline that suits unoptimised test builds
+/// on a loaded machine (parsing is about 20 times slower than in release), and the given allow-list.
 pub fn settings(allow: &[&str]) -> FetchSettings {
     FetchSettings {
         allow_private_hosts: allow.iter().map(|entry| entry.parse().expect("allow-list entry")).collect(),
         total_timeout: Duration::from_secs(10),
+        parse_timeout: Duration::from_secs(120),
         ..FetchSettings::default()
     }
 }
