@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use galley_crypto::Argon2Params;
-use galley_platform::{CacheSettings, HttpSettings, Secret, StoreSettings, TelemetrySettings};
+use galley_platform::{
+    CacheSettings, HttpSettings, LimitsSettings, Secret, StoreSettings, TelemetrySettings,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -16,6 +18,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub recipes: RecipesSettings,
     pub identity: IdentitySettings,
+    /// Per-client throttles of sign-up, sign-in and refresh.
+    pub limits: LimitsSettings,
 }
 
 /// `[recipes]`
