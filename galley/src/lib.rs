@@ -79,13 +79,15 @@ impl Application {
 
         let localizer = Arc::new(localizer()?);
         let bus: Arc<dyn MessageBus> = Arc::new(InProcessBus::new());
+        // One `[limits]` section for the process: the same throttles as the standalone services.
         let rss = RssModule::new(
             &infrastructure.store,
             Arc::clone(&bus),
             recipes.auth.clone(),
             Arc::clone(&localizer),
             Arc::clone(&clock),
-        );
+            &settings.recipes.limits,
+        )?;
         let worker =
             rss_worker::app::worker(&infrastructure.store, bus, &settings.worker, Arc::clone(&clock))?;
 

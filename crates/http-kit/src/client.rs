@@ -6,7 +6,7 @@
 //! client used TLS. Headers from untrusted peers are ignored, so nobody can dodge per-address sign-in
 //! limits by sending `X-Forwarded-For`.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
@@ -50,6 +50,19 @@ impl ClientInfo {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"));
         Self { ip: Some(from_chain.or_else(real_ip).unwrap_or(peer)), secure }
+    }
+}
+
+impl ClientInfo {
+    /// The address that per-client budgets count against: an IPv4 address as it is, an IPv6 address by
+    /// its /64 (one subscriber's network: a client rotating through its own /64 stays one client).
+    /// Requests without socket information share the unspecified address.
+    pub fn budget_key(&self) -> IpAddr {
+        match self.ip {
+            Some(IpAddr::V6(v6)) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !u128::from(u64::MAX))),
+            Some(v4) => v4,
+            None => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        }
     }
 }
 
@@ -137,5 +150,16 @@ mod tests {
         let info = ClientInfo::resolve(peer("::ffff:127.0.0.5"), &HeaderMap::new(), &[]);
         assert_eq!(info.ip, "127.0.0.5".parse().ok());
         assert_eq!(ClientInfo::resolve(None, &HeaderMap::new(), &[]), ClientInfo::default());
+    }
+
+    #[test]
+    fn budgets_count_ipv6_clients_by_their_64() {
+        let key = |ip: &str| ClientInfo { ip: ip.parse().ok(), secure: false }.budget_key();
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2:ffff:1:2:3"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1").to_string(), "2001:db8:1:2::");
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_eq!(key("203.0.113.9").to_string(), "203.0.113.9");
+        assert_ne!(key("203.0.113.9"), key("203.0.113.10"));
+        assert_eq!(ClientInfo::default().budget_key().to_string(), "::");
     }
 }

@@ -5,13 +5,14 @@
 //! - [`stack`]: the middleware stack (request id, tracing, locale negotiation, problem rendering, timeout,
 //!   panic catching, body limit) and the 404/405 fallbacks.
 //! - [`json`]: `JsonBody<T>`, a JSON extractor whose failures are localized problems (400/413/415/422).
-//! - [`query`]: strict query-string parsing that reports unknown and malformed parameters.
+//! - [`query`]: strict, bounded query-string parsing that reports unknown and malformed parameters.
 //! - [`locale`]: the negotiated locale as an extractor.
 //! - [`health`]: `/health/live` and `/health/ready`.
 //! - [`serve`]: serving a router with graceful shutdown.
 //! - [`auth`]: the `Authenticated` extractor (bearer token or encrypted session cookie, CSRF check).
 //! - [`client`]: `ClientInfo`, the client's address and TLS, honouring trusted proxies only.
-//! - [`etag`]: `ETag`, `If-Match` and `If-None-Match` helpers for optimistic concurrency.
+//! - [`etag`]: `ETag`, and `If-Match` / `If-None-Match` lists read by RFC 9110's rules.
+//! - [`throttle`]: `Throttle`, a request budget per client address (429 + `Retry-After`) for costly routes.
 
 pub mod auth;
 pub mod client;
@@ -23,6 +24,7 @@ pub mod problem;
 pub mod query;
 pub mod serve;
 pub mod stack;
+pub mod throttle;
 
 pub use auth::{AuthConfig, Authenticated};
 pub use client::ClientInfo;
@@ -32,3 +34,4 @@ pub use problem::Problem;
 pub use query::QueryParams;
 pub use serve::serve;
 pub use stack::{HttpContext, process_router, with_standard_layers};
+pub use throttle::Throttle;

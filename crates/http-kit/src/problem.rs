@@ -28,15 +28,33 @@ pub struct Problem {
     pub code: &'static str,
     /// Arguments for the detail message (besides `path`, `method` and `request_id`, always given).
     pub args: Vec<(&'static str, MessageArg)>,
-    /// Field-level violations (validation problems only).
+    /// Field-level violations (validation problems only), at most [`Violations::MAX_LISTED`].
     pub violations: Vec<Violation>,
+    /// Violations found beyond those listed, reported as a count only so the body stays small.
+    pub unlisted_violations: usize,
     /// Extra response headers (`Retry-After`, `Allow`, ...).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, code: &'static str) -> Self {
-        Self { status, code, args: Vec::new(), violations: Vec::new(), headers: Vec::new() }
+        Self {
+            status,
+            code,
+            args: Vec::new(),
+            violations: Vec::new(),
+            unlisted_violations: 0,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A problem listing `violations` (at most [`Violations::MAX_LISTED`] of them; the rest are counted),
+    /// with their total as the `count` argument.
+    pub fn with_violations(status: StatusCode, code: &'static str, violations: Violations) -> Self {
+        let count = i64::try_from(violations.len()).unwrap_or(i64::MAX);
+        let unlisted_violations = violations.unlisted();
+        Self { violations: violations.into_iter().collect(), unlisted_violations, ..Self::new(status, code) }
+            .with_arg("count", count)
     }
 
     #[must_use]
@@ -51,12 +69,9 @@ impl Problem {
         self
     }
 
-    /// 422 listing every violated rule.
+    /// 422 listing the violated rules.
     pub fn validation(violations: Violations) -> Self {
-        let violations: Vec<Violation> = violations.into_iter().collect();
-        let count = i64::try_from(violations.len()).unwrap_or(i64::MAX);
-        Self { violations, ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed") }
-            .with_arg("count", count)
+        Self::with_violations(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", violations)
     }
 
     pub fn not_found() -> Self {
@@ -129,6 +144,7 @@ impl Problem {
             code: self.code,
             request_id: context.request_id.clone(),
             errors,
+            unlisted_errors: self.unlisted_violations,
         }
     }
 }
@@ -174,9 +190,18 @@ pub struct ProblemBody {
     pub code: &'static str,
     /// Correlates the response with server logs.
     pub request_id: String,
-    /// Every violated rule (validation problems only).
+    /// The violated rules (validation problems only): the first 50 found.
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 50)]
     pub errors: Vec<FieldError>,
+    /// How many further violations were found but are not listed in `errors` (absent when none).
+    #[serde(skip_serializing_if = "is_zero")]
+    #[schema(minimum = 1)]
+    pub unlisted_errors: usize,
+}
+
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// One violated rule in a validation problem.

@@ -103,9 +103,11 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
     Problem::internal().into_response()
 }
 
-/// `?locale=` without decoding the rest of the query string.
+/// `?locale=` without decoding the rest of the query string, looking no further than a query string
+/// may go (see [`crate::query::QueryParams::MAX_PARAMETERS`]).
 fn query_locale(query: Option<&str>) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
+        .take(crate::query::QueryParams::MAX_PARAMETERS)
         .find(|(key, _)| key == "locale")
         .map(|(_, value)| value.into_owned())
 }

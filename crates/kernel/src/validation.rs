@@ -81,71 +81,105 @@ impl fmt::Display for Violation {
 
 /// Every rule an input broke, collected rather than stopping at the first, so a client can fix them all
 /// in one round trip.
+///
+/// At most [`Violations::MAX_LISTED`] are kept; further ones are only counted. A hostile request (a
+/// thousand blank tags) must not make the server build, or send, a problem a thousand entries long.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Violations(Vec<Violation>);
+pub struct Violations {
+    listed: Vec<Violation>,
+    /// Violations found beyond [`Violations::MAX_LISTED`], counted but not kept.
+    unlisted: usize,
+}
 
 impl Violations {
+    /// How many violations one input reports in detail; enough for any honest mistake.
+    pub const MAX_LISTED: usize = 50;
+
     pub fn new() -> Self {
         Self::default()
     }
 
     pub fn push(&mut self, violation: Violation) {
-        self.0.push(violation);
+        if self.listed.len() < Self::MAX_LISTED {
+            self.listed.push(violation);
+        } else {
+            self.unlisted = self.unlisted.saturating_add(1);
+        }
+    }
+
+    /// Adds every violation of `other`, keeping its count of unlisted ones.
+    pub fn append(&mut self, other: Violations) {
+        let unlisted = other.unlisted;
+        self.extend(other.listed);
+        self.unlisted = self.unlisted.saturating_add(unlisted);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.listed.is_empty()
     }
 
+    /// Every violation found, listed or not.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.listed.len().saturating_add(self.unlisted)
     }
 
+    /// How many violations were found but are not listed.
+    pub fn unlisted(&self) -> usize {
+        self.unlisted
+    }
+
+    /// The listed violations, in the order they were found.
     pub fn iter(&self) -> impl Iterator<Item = &Violation> {
-        self.0.iter()
+        self.listed.iter()
     }
 
     /// `Ok(value)` when no rule was broken, else the collected violations.
     pub fn into_result<T>(self, value: T) -> Result<T, Self> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.is_empty() { Ok(value) } else { Err(self) }
     }
 
-    /// Whether some violation has this field and code (handy in tests and specs).
+    /// Whether some listed violation has this field and code (handy in tests and specs).
     pub fn contains(&self, field: &str, code: &str) -> bool {
-        self.0.iter().any(|v| v.field == field && v.code == code)
+        self.listed.iter().any(|v| v.field == field && v.code == code)
     }
 }
 
 impl From<Violation> for Violations {
     fn from(violation: Violation) -> Self {
-        Self(vec![violation])
+        Self { listed: vec![violation], unlisted: 0 }
     }
 }
 
 impl Extend<Violation> for Violations {
     fn extend<I: IntoIterator<Item = Violation>>(&mut self, iter: I) {
-        self.0.extend(iter);
+        for violation in iter {
+            self.push(violation);
+        }
     }
 }
 
+/// Yields the listed violations only; use [`Violations::unlisted`] first for the rest's count.
 impl IntoIterator for Violations {
     type Item = Violation;
     type IntoIter = std::vec::IntoIter<Violation>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.0.into_iter()
+        self.listed.into_iter()
     }
 }
 
 impl fmt::Display for Violations {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for violation in &self.0 {
+        for violation in &self.listed {
             if !first {
                 f.write_str("; ")?;
             }
             first = false;
             write!(f, "{violation}")?;
+        }
+        if self.unlisted > 0 {
+            write!(f, "; and {} more", self.unlisted)?;
         }
         Ok(())
     }
@@ -166,6 +200,25 @@ mod tests {
         assert!(violations.contains("tags[0]", "too_long"));
         assert_eq!(violations.to_string(), "name: required; tags[0]: too_long");
         assert_eq!(violations.iter().nth(1).and_then(|v| v.param("max")), Some(&ParamValue::Number(50)));
+    }
+
+    #[test]
+    fn only_the_first_fifty_are_kept_and_the_rest_are_counted() {
+        let mut violations = Violations::new();
+        for index in 0..10_000 {
+            violations.push(Violation::new(format!("tags[{index}]"), "blank"));
+        }
+        assert_eq!(violations.iter().count(), Violations::MAX_LISTED);
+        assert_eq!(violations.len(), 10_000);
+        assert_eq!(violations.unlisted(), 10_000 - Violations::MAX_LISTED);
+        assert!(violations.contains("tags[49]", "blank"));
+        assert!(!violations.contains("tags[50]", "blank"));
+
+        let mut merged = Violations::from(Violation::new("name", "required"));
+        merged.append(violations);
+        assert_eq!(merged.len(), 10_001);
+        assert_eq!(merged.iter().count(), Violations::MAX_LISTED);
+        assert!(merged.to_string().ends_with("; and 9951 more"), "{merged}");
     }
 
     #[test]

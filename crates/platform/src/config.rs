@@ -98,6 +98,92 @@ impl Default for HttpSettings {
     }
 }
 
+/// `[limits]`: per-client throttles on the public routes that cost the most (a password hash, a token
+/// rotation, an outbound feed fetch). Each is a token bucket per client address (IPv6 per /64): `burst`
+/// requests at once, refilled at `per_minute`. Deployments behind nginx must list it in
+/// `http.trusted_proxies`, or every client shares nginx's budget. A key given alone
+/// (`GALLEY__LIMITS__SIGNIN__BURST=3`) keeps the route's other default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "RawLimits")]
+pub struct LimitsSettings {
+    /// Switch for every throttle (`GALLEY__LIMITS__ENABLED=false`), e.g. when a gateway throttles.
+    pub enabled: bool,
+    /// `POST /auth/signup`: a password hash and a new account each.
+    pub signup: ThrottleSettings,
+    /// `POST /auth/signin`: a password hash each (the lockout counts failures; this bounds the work).
+    pub signin: ThrottleSettings,
+    /// `POST /auth/refresh`: a token rotation and store writes each.
+    pub refresh: ThrottleSettings,
+    /// `POST /rss/fetch`: an outbound download and parse each.
+    pub fetch: ThrottleSettings,
+}
+
+impl LimitsSettings {
+    /// Every throttle off (tests that sign in many times from one address).
+    pub fn disabled() -> Self {
+        Self { enabled: false, ..Self::default() }
+    }
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            signup: ThrottleSettings { burst: 5, per_minute: 2 },
+            signin: ThrottleSettings { burst: 10, per_minute: 10 },
+            refresh: ThrottleSettings { burst: 20, per_minute: 30 },
+            fetch: ThrottleSettings { burst: 10, per_minute: 10 },
+        }
+    }
+}
+
+/// One throttle's budget: `burst` requests at once, then `per_minute` on average. Both at least 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    pub burst: u32,
+    pub per_minute: u32,
+}
+
+/// `[limits]` as written: every key optional, so one key can be changed without restating the others.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawLimits {
+    enabled: Option<bool>,
+    signup: RawThrottle,
+    signin: RawThrottle,
+    refresh: RawThrottle,
+    fetch: RawThrottle,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawThrottle {
+    burst: Option<u32>,
+    per_minute: Option<u32>,
+}
+
+impl RawThrottle {
+    fn or(self, default: ThrottleSettings) -> ThrottleSettings {
+        ThrottleSettings {
+            burst: self.burst.unwrap_or(default.burst),
+            per_minute: self.per_minute.unwrap_or(default.per_minute),
+        }
+    }
+}
+
+impl From<RawLimits> for LimitsSettings {
+    fn from(raw: RawLimits) -> Self {
+        let defaults = Self::default();
+        Self {
+            enabled: raw.enabled.unwrap_or(defaults.enabled),
+            signup: raw.signup.or(defaults.signup),
+            signin: raw.signin.or(defaults.signin),
+            refresh: raw.refresh.or(defaults.refresh),
+            fetch: raw.fetch.or(defaults.fetch),
+        }
+    }
+}
+
 /// A list of strings given as a TOML array or as one comma-separated string (environment variables
 /// cannot hold arrays): blanks trimmed, empty items dropped. Building block for list-valued settings.
 pub fn string_list<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
@@ -205,6 +291,32 @@ mod tests {
             assert_eq!(rendered, ["127.0.0.1/32", "10.0.0.0/8"]);
             jail.set_env("GALLEY__HTTP__TRUSTED_PROXIES", "nginx");
             assert!(load_settings::<Sample>(&source).is_err());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn throttle_budgets_and_the_switch_come_from_the_environment() {
+        #[derive(Debug, Deserialize, Default)]
+        #[serde(default)]
+        struct WithLimits {
+            limits: LimitsSettings,
+        }
+        figment::Jail::expect_with(|jail| {
+            let source =
+                ConfigSource { dir: jail.directory().to_path_buf(), profile: String::new(), read_env: true };
+            let defaults: WithLimits = load_settings(&source).map_err(|e| e.to_string())?;
+            assert!(defaults.limits.enabled);
+            assert_eq!(defaults.limits.signin, ThrottleSettings { burst: 10, per_minute: 10 });
+            jail.set_env("GALLEY__LIMITS__SIGNIN__PER_MINUTE", "3");
+            let one_key: WithLimits = load_settings(&source).map_err(|e| e.to_string())?;
+            assert_eq!(one_key.limits.signin, ThrottleSettings { burst: 10, per_minute: 3 });
+            jail.set_env("GALLEY__LIMITS__SIGNIN__BURST", "4");
+            jail.set_env("GALLEY__LIMITS__ENABLED", "false");
+            let settings: WithLimits = load_settings(&source).map_err(|e| e.to_string())?;
+            assert!(!settings.limits.enabled);
+            assert_eq!(settings.limits.signin, ThrottleSettings { burst: 4, per_minute: 3 });
+            assert_eq!(settings.limits.fetch, LimitsSettings::default().fetch, "others keep their defaults");
             Ok(())
         });
     }

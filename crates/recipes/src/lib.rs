@@ -1,7 +1,8 @@
 //! The recipes bounded context: entities, rules and use cases, free of any web, database or cache crate.
 //!
 //! Module map:
-//! - [`model`]: `Recipe`, its id and revision, and `RecipeDraft` (validated user input).
+//! - [`model`]: `Recipe`, its id and revision, `Precondition` (which revisions a write may replace), and
+//!   `RecipeDraft` (validated user input).
 //! - [`query`]: `RecipeQuery` for listing (paging, tags with any/all, text search, sort).
 //! - [`ports`]: the `RecipeRepository` port and its error contract.
 //! - [`service`]: `RecipeService`, the use cases, applying the cache port cache-aside.
@@ -16,7 +17,7 @@ pub mod seed;
 pub mod service;
 
 pub use error::RecipeError;
-pub use model::{Actor, Recipe, RecipeDraft, RecipeId, RecipeInput, Revision};
+pub use model::{Actor, Precondition, Recipe, RecipeDraft, RecipeId, RecipeInput, Revision};
 pub use ports::{RecipeRepository, RepositoryError, WriteOutcome};
 pub use query::{RecipeQuery, RecipeSort, TagMatch};
 pub use service::{CacheTtls, RecipeService};

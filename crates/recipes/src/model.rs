@@ -1,5 +1,6 @@
 //! Recipe entities and the rules their content must satisfy.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -76,6 +77,31 @@ impl Revision {
     #[must_use]
     pub fn next(self) -> Self {
         Self(self.0.saturating_add(1))
+    }
+}
+
+/// Which stored revisions a write may replace: the client's `If-Match`, in domain terms.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// Unconditional: the last writer wins (after a bounded number of retries on lost races).
+    #[default]
+    Any,
+    /// Only while the stored revision is one of these. An empty list never holds.
+    OneOf(Vec<Revision>),
+}
+
+impl Precondition {
+    /// Whether a write may replace `current`.
+    pub fn holds_for(&self, current: Revision) -> bool {
+        match self {
+            Self::Any => true,
+            Self::OneOf(accepted) => accepted.contains(&current),
+        }
+    }
+
+    /// Whether the client named the revision(s) it based the write on.
+    pub fn is_conditional(&self) -> bool {
+        matches!(self, Self::OneOf(_))
     }
 }
 
@@ -191,11 +217,15 @@ impl RecipeDraft {
 
         let raw_tags = input.tags.unwrap_or_default();
         check_count(&mut violations, "tags", raw_tags.len(), 0, TAGS_MAX_ITEMS);
+        // Beyond the allowed count the draft is refused anyway: items past it are not examined, so an
+        // oversized list costs no more than an allowed one.
+        let raw_tags = &raw_tags[..raw_tags.len().min(TAGS_MAX_ITEMS)];
         let mut tags: Vec<String> = Vec::with_capacity(raw_tags.len());
+        let mut seen: HashSet<String> = HashSet::with_capacity(raw_tags.len());
         for (index, raw) in raw_tags.iter().enumerate() {
             let tag = raw.trim().to_lowercase();
             if check_text(&mut violations, &format!("tags[{index}]"), &tag, TAG_MAX_CHARS)
-                && !tags.contains(&tag)
+                && seen.insert(tag.clone())
             {
                 tags.push(tag);
             }
@@ -242,6 +272,7 @@ fn parse_steps(
     };
     check_count(violations, field, raw.len(), 1, max_items);
     raw.iter()
+        .take(max_items)
         .enumerate()
         .map(|(index, item)| {
             let item = item.trim().to_owned();
@@ -335,6 +366,33 @@ mod tests {
         };
         let violations = RecipeDraft::parse(input).expect_err("invalid");
         assert!(violations.contains("tags", "too_many_items"));
+    }
+
+    #[test]
+    fn oversized_lists_cost_little_and_report_little() {
+        let input = RecipeInput {
+            tags: Some((0..200_000).map(|i| format!("tag {i}")).collect()),
+            ingredients: Some(vec![" ".to_owned(); 100_000]),
+            ..valid_input()
+        };
+        let started = std::time::Instant::now();
+        let violations = RecipeDraft::parse(input).expect_err("invalid");
+        assert!(started.elapsed() < std::time::Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(violations.contains("tags", "too_many_items"));
+        assert!(violations.contains("ingredients", "too_many_items"));
+        // Only the blanks among the first 100 ingredients are reported, and at most 50 are listed.
+        assert_eq!(violations.len(), 2 + limits::INGREDIENTS_MAX_ITEMS, "{violations}");
+        assert_eq!(violations.iter().count(), Violations::MAX_LISTED);
+    }
+
+    #[test]
+    fn a_precondition_holds_for_any_listed_revision() {
+        assert!(Precondition::Any.holds_for(Revision::new(9)));
+        let listed = Precondition::OneOf(vec![Revision::new(1), Revision::new(4)]);
+        assert!(listed.holds_for(Revision::new(4)), "a later tag of the list matches");
+        assert!(!listed.holds_for(Revision::new(2)));
+        assert!(!Precondition::OneOf(vec![]).holds_for(Revision::FIRST));
+        assert!(listed.is_conditional() && !Precondition::Any.is_conditional());
     }
 
     #[test]

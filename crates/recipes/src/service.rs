@@ -23,7 +23,7 @@ use galley_kernel::{Cache, Clock, LoadCoalescer, Page};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RecipeError;
-use crate::model::{Actor, Recipe, RecipeDraft, RecipeId, RecipeInput, Revision};
+use crate::model::{Actor, Precondition, Recipe, RecipeDraft, RecipeId, RecipeInput};
 use crate::ports::{RecipeRepository, WriteOutcome};
 use crate::query::RecipeQuery;
 
@@ -121,18 +121,19 @@ impl RecipeService {
         Ok(recipe)
     }
 
-    /// Replaces a recipe's content. With `if_match`, fails with `RevisionMismatch` unless the stored
-    /// revision is that one; without it, the last writer wins (after a bounded number of retries).
+    /// Replaces a recipe's content. A conditional write fails with `RevisionMismatch` unless the stored
+    /// revision is one the precondition accepts, or if another write wins the race to it; an
+    /// unconditional one lets the last writer win (after a bounded number of retries).
     pub async fn update(
         &self,
         actor: &Actor,
         id: RecipeId,
         input: RecipeInput,
-        if_match: Option<Revision>,
+        precondition: &Precondition,
     ) -> Result<Recipe, RecipeError> {
         let draft = RecipeDraft::parse(input)?;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let current = self.current(actor, id, if_match).await?;
+            let current = self.current(actor, id, precondition).await?;
             let revised = current.revise(draft.clone(), self.clock.now());
             match self.repository.update(&revised, current.revision).await? {
                 WriteOutcome::Done => {
@@ -140,7 +141,7 @@ impl RecipeService {
                     return Ok(revised);
                 }
                 WriteOutcome::NotFound => return Err(RecipeError::NotFound),
-                WriteOutcome::RevisionMismatch if if_match.is_some() => {
+                WriteOutcome::RevisionMismatch if precondition.is_conditional() => {
                     return Err(RecipeError::RevisionMismatch);
                 }
                 WriteOutcome::RevisionMismatch => {}
@@ -149,22 +150,22 @@ impl RecipeService {
         Err(RecipeError::RevisionMismatch)
     }
 
-    /// Deletes a recipe, honouring `if_match` like [`RecipeService::update`].
+    /// Deletes a recipe, honouring the precondition like [`RecipeService::update`].
     pub async fn delete(
         &self,
         actor: &Actor,
         id: RecipeId,
-        if_match: Option<Revision>,
+        precondition: &Precondition,
     ) -> Result<(), RecipeError> {
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let current = self.current(actor, id, if_match).await?;
+            let current = self.current(actor, id, precondition).await?;
             match self.repository.delete(id, current.revision).await? {
                 WriteOutcome::Done => {
                     self.invalidate().await;
                     return Ok(());
                 }
                 WriteOutcome::NotFound => return Err(RecipeError::NotFound),
-                WriteOutcome::RevisionMismatch if if_match.is_some() => {
+                WriteOutcome::RevisionMismatch if precondition.is_conditional() => {
                     return Err(RecipeError::RevisionMismatch);
                 }
                 WriteOutcome::RevisionMismatch => {}
@@ -190,16 +191,16 @@ impl RecipeService {
     }
 
     /// The stored recipe, after checking that it exists, that the actor may change it and that it is at
-    /// the revision the caller expects.
+    /// a revision the caller accepts (RFC 9110 §13.2.2: a missing resource or a refusal comes first).
     async fn current(
         &self,
         actor: &Actor,
         id: RecipeId,
-        if_match: Option<Revision>,
+        precondition: &Precondition,
     ) -> Result<Recipe, RecipeError> {
         let current = self.repository.get(id).await?.ok_or(RecipeError::NotFound)?;
         authorize(actor, &current)?;
-        if if_match.is_some_and(|expected| expected != current.revision) {
+        if !precondition.holds_for(current.revision) {
             return Err(RecipeError::RevisionMismatch);
         }
         Ok(current)
@@ -274,6 +275,7 @@ mod tests {
     use galley_kernel::{CacheError, UserId};
 
     use super::*;
+    use crate::model::Revision;
     use crate::ports::{MockRecipeRepository, RepositoryError};
 
     #[derive(Debug)]
@@ -425,7 +427,7 @@ mod tests {
         let service = service(repository, Arc::new(FakeCache::default()));
 
         assert_eq!(service.get(id).await.expect("found").name, "Boiled egg");
-        service.update(&alice(), id, input("Soft egg"), None).await.expect("updated");
+        service.update(&alice(), id, input("Soft egg"), &Precondition::Any).await.expect("updated");
         assert_eq!(service.get(id).await.expect("found").name, "Soft egg", "read its own write");
     }
 
@@ -483,11 +485,29 @@ mod tests {
         repository.expect_update().never();
         repository.expect_delete().never();
         let service = service(repository, Arc::new(FakeCache::default()));
-        let stale = Some(Revision::new(7));
-        let update = service.update(&alice(), id, input("X"), stale).await;
+        let stale = Precondition::OneOf(vec![Revision::new(7), Revision::new(8)]);
+        let update = service.update(&alice(), id, input("X"), &stale).await;
         assert!(matches!(update, Err(RecipeError::RevisionMismatch)));
-        let delete = service.delete(&alice(), id, stale).await;
+        let delete = service.delete(&alice(), id, &stale).await;
         assert!(matches!(delete, Err(RecipeError::RevisionMismatch)));
+    }
+
+    #[tokio::test]
+    async fn a_precondition_listing_the_current_revision_later_holds() {
+        let stored = recipe(Some("alice"));
+        let id = stored.id;
+        let mut repository = MockRecipeRepository::new();
+        repository.expect_get().returning(move |_| Ok(Some(stored.clone())));
+        repository
+            .expect_update()
+            .withf(|revised, expected| *expected == Revision::FIRST && revised.revision == Revision::new(2))
+            .times(1)
+            .returning(|_, _| Ok(WriteOutcome::Done));
+        repository.expect_delete().times(1).returning(|_, _| Ok(WriteOutcome::Done));
+        let service = service(repository, Arc::new(FakeCache::default()));
+        let listed = Precondition::OneOf(vec![Revision::new(5), Revision::FIRST]);
+        assert!(service.update(&alice(), id, input("X"), &listed).await.is_ok());
+        assert!(service.delete(&alice(), id, &listed).await.is_ok());
     }
 
     #[tokio::test]
@@ -502,9 +522,10 @@ mod tests {
             Ok(if attempts == 1 { WriteOutcome::RevisionMismatch } else { WriteOutcome::Done })
         });
         let service = service(repository, Arc::new(FakeCache::default()));
-        let with_if_match = service.update(&alice(), id, input("X"), Some(Revision::FIRST)).await;
+        let with_if_match =
+            service.update(&alice(), id, input("X"), &Precondition::OneOf(vec![Revision::FIRST])).await;
         assert!(matches!(with_if_match, Err(RecipeError::RevisionMismatch)));
-        let without = service.update(&alice(), id, input("X"), None).await;
+        let without = service.update(&alice(), id, input("X"), &Precondition::Any).await;
         assert!(without.is_ok());
     }
 
@@ -517,9 +538,12 @@ mod tests {
         repository.expect_delete().times(1).returning(|_, _| Ok(WriteOutcome::Done));
         let service = service(repository, Arc::new(FakeCache::default()));
         let bob = Actor::User(UserId::new("bob"));
-        assert!(matches!(service.delete(&bob, id, None).await, Err(RecipeError::Forbidden)));
-        assert!(matches!(service.delete(&Actor::Anonymous, id, None).await, Err(RecipeError::Forbidden)));
-        assert!(service.delete(&alice(), id, None).await.is_ok());
+        assert!(matches!(service.delete(&bob, id, &Precondition::Any).await, Err(RecipeError::Forbidden)));
+        assert!(matches!(
+            service.delete(&Actor::Anonymous, id, &Precondition::Any).await,
+            Err(RecipeError::Forbidden)
+        ));
+        assert!(service.delete(&alice(), id, &Precondition::Any).await.is_ok());
     }
 
     #[tokio::test]
@@ -532,10 +556,13 @@ mod tests {
         repository.expect_delete().never();
         let service = service(repository, Arc::new(FakeCache::default()));
         assert!(matches!(
-            service.update(&alice(), id, input("Mine now"), None).await,
+            service.update(&alice(), id, input("Mine now"), &Precondition::Any).await,
             Err(RecipeError::Forbidden)
         ));
-        assert!(matches!(service.delete(&alice(), id, None).await, Err(RecipeError::Forbidden)));
+        assert!(matches!(
+            service.delete(&alice(), id, &Precondition::Any).await,
+            Err(RecipeError::Forbidden)
+        ));
     }
 
     #[tokio::test]

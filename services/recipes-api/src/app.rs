@@ -95,8 +95,9 @@ impl RecipesModule {
             Arc::clone(&infrastructure.store.health),
             Arc::new(CacheCheck(Arc::clone(&infrastructure.cache))),
         ];
+        let throttles = http::AuthThrottles::from_settings(&settings.limits)?;
         Ok(Self {
-            router: http::routes(service.clone(), auth_state, auth.clone()),
+            router: http::routes(service.clone(), auth_state, auth.clone(), &throttles),
             health_checks,
             openapi: http::openapi(),
             service,

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use galley_crypto::Argon2Params;
-use galley_platform::{CacheSettings, Environment, HttpSettings, Secret, StoreSettings, TelemetrySettings};
+use galley_platform::{
+    CacheSettings, Environment, HttpSettings, LimitsSettings, Secret, StoreSettings, TelemetrySettings,
+};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -18,6 +20,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub recipes: RecipesSettings,
     pub identity: IdentitySettings,
+    /// Per-client throttles of sign-up, sign-in and refresh.
+    pub limits: LimitsSettings,
 }
 
 /// `[recipes]`

@@ -381,3 +381,179 @@ async fn every_response_names_its_language_and_request_id() {
     .await;
     assert_eq!(body["request_id"], "trace-me-43");
 }
+
+/// `If-Match` may list several tags; the write proceeds when the recipe is at any of them (strong
+/// comparison: a weak tag never matches).
+#[tokio::test]
+async fn if_match_with_several_tags_matches_any_of_them() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let created = post_as(&app, &alice, "/recipes", &valid_recipe()).await;
+    let location = created.headers()[LOCATION].to_str().expect("ascii").to_owned();
+    assert_eq!(created.headers()[ETAG], "\"1\"");
+
+    let put = |tags: &'static str| {
+        app.as_user(Method::PUT, &location, &alice).header(IF_MATCH, tags).json(&valid_recipe()).send()
+    };
+    let later_tag_matches = put("\"7\", \"x,1\", \"1\"").await.expect("sent");
+    assert_eq!(later_tag_matches.status(), StatusCode::OK, "the third tag is the current one");
+    assert_eq!(later_tag_matches.headers()[ETAG], "\"2\"");
+
+    let weak = put("W/\"2\"").await.expect("sent");
+    assert_eq!(weak.status(), StatusCode::PRECONDITION_FAILED, "If-Match compares strongly");
+    let none_current = put("\"1\", \"3\"").await.expect("sent");
+    assert_eq!(none_current.status(), StatusCode::PRECONDITION_FAILED);
+
+    let deleted = app
+        .as_user(Method::DELETE, &location, &alice)
+        .header(IF_MATCH, "\"1\"")
+        .header(IF_MATCH, "\"2\"")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT, "tags on a second header line count too");
+    app.stop().await;
+}
+
+/// A query string near the largest the server accepts (64 KiB), made of thousands of parameters, costs
+/// the server no more than a small one: decoding stops at the 65th parameter and the answer is one
+/// short violation, not one per parameter. Before the limit, thousands of distinct unknown names took
+/// about a second (a quadratic de-duplication) and produced a problem of 750 KiB.
+#[tokio::test]
+async fn a_huge_query_string_is_refused_at_once_with_a_small_problem() {
+    let app = spawn_app().await;
+    for (label, query) in [
+        ("distinct unknown names", (0..20_000).map(|i| format!("x{i}=1")).collect::<Vec<_>>().join("&")),
+        ("repeated blank tags", vec!["tag="; 20_000].join("&")),
+        ("distinct tags", (0..20_000).map(|i| format!("tag=t{i}")).collect::<Vec<_>>().join("&")),
+    ] {
+        let query = &query[..query[..65_000].rfind('&').expect("separator")];
+        let started = std::time::Instant::now();
+        let response = app.get(&format!("/recipes?{query}&locale=vi")).await;
+        let elapsed = started.elapsed();
+        let (status, language, body) = problem(response).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{label}");
+        assert_eq!(error_codes(&body), [("query".to_owned(), "too_many_parameters".to_owned())], "{label}");
+        assert_eq!(language, "en", "{label}: `locale` after the 64th parameter is not read");
+        let size = body.to_string().len();
+        assert!(size < 1024, "{label}: a {size}-byte problem");
+        // Generous: the work is a few milliseconds; a quadratic pass takes seconds here.
+        assert!(elapsed < std::time::Duration::from_secs(2), "{label}: answered in {elapsed:?}");
+        eprintln!(
+            "{label}: {} bytes of query answered in {elapsed:?} with a {size}-byte problem",
+            query.len()
+        );
+    }
+    let at_limit = vec!["tag=soup"; 10].into_iter().chain(vec!["page=1"; 1]).collect::<Vec<_>>().join("&");
+    assert_eq!(app.get(&format!("/recipes?{at_limit}")).await.status(), StatusCode::OK);
+}
+
+/// At most 50 violations are listed; the rest are counted in `unlisted_errors`.
+#[tokio::test]
+async fn a_body_breaking_thousands_of_rules_lists_fifty() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let body = json!({
+        "name": " ",
+        "tags": vec![" "; 20],
+        "ingredients": vec![" "; 100],
+        "instructions": vec![" "; 5000],
+    });
+    let (status, _, problem_body) = problem(post_as(&app, &alice, "/recipes", &body).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = error_codes(&problem_body);
+    assert_eq!(errors.len(), 50);
+    assert_eq!(errors[0], ("name".to_owned(), "blank".to_owned()));
+    // name + 20 tags + 100 ingredients + "too many instructions" + the first 100 instructions.
+    assert_eq!(problem_body["unlisted_errors"], 1 + 20 + 100 + 1 + 100 - 50);
+    assert!(problem_body["detail"].as_str().is_some_and(|d| d.contains("222")), "{problem_body}");
+}
+
+/// Sign-in is throttled per client address (as resolved through the trusted proxy): the request after
+/// the burst gets 429 with `Retry-After` and a localized problem; other addresses are unaffected, and
+/// an IPv6 client is counted by its /64.
+#[tokio::test]
+async fn sign_in_is_throttled_per_client_address() {
+    let mut limits = galley_platform::LimitsSettings::default();
+    limits.signin = galley_platform::ThrottleSettings { burst: 3, per_minute: 1 };
+    limits.refresh = galley_platform::ThrottleSettings { burst: 1, per_minute: 1 };
+    let app = spawn_app_with(AppOptions {
+        trusted_proxies: vec!["127.0.0.1/32".into()],
+        limits: Some(limits),
+        ..AppOptions::default()
+    })
+    .await;
+    // A new username each time, so that no account lockout gets involved.
+    let attempts = std::sync::atomic::AtomicUsize::new(0);
+    let sign_in_from = |client: &'static str, path: &'static str| {
+        let n = attempts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        app.client
+            .post(app.url(path))
+            .header("x-forwarded-for", client)
+            .json(&json!({"username": format!("nobody{n}"), "password": "wrong password!"}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(sign_in_from("203.0.113.5", "/auth/signin").await.expect("sent").status(), 401);
+    }
+    let throttled = sign_in_from("203.0.113.5", "/auth/signin?locale=vi").await.expect("sent");
+    let retry_after: u64 =
+        throttled.headers()["retry-after"].to_str().expect("ascii").parse().expect("seconds");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+    let (status, language, body) = problem(throttled).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(language, "vi");
+    assert_eq!(body["title"], "Quá nhiều yêu cầu");
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains(&format!("{retry_after} giây"))), "{body}");
+
+    assert_eq!(
+        sign_in_from("203.0.113.6", "/auth/signin").await.expect("sent").status(),
+        401,
+        "another address"
+    );
+    for client in ["2001:db8:7:7::1", "2001:db8:7:7::2", "2001:db8:7:7::3"] {
+        assert_eq!(sign_in_from(client, "/auth/signin").await.expect("sent").status(), 401);
+    }
+    let same_64 = sign_in_from("2001:db8:7:7:ffff::9", "/auth/signin").await.expect("sent");
+    let (status, _, body) = problem(same_64).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")),
+        "same /64"
+    );
+    assert_eq!(
+        sign_in_from("2001:db8:7:8::1", "/auth/signin").await.expect("sent").status(),
+        401,
+        "next /64"
+    );
+
+    // Refresh has its own budget.
+    let refresh = |client: &'static str| {
+        app.client
+            .post(app.url("/auth/refresh"))
+            .header("x-forwarded-for", client)
+            .json(&json!({"refresh_token": "x"}))
+            .send()
+    };
+    assert_eq!(
+        refresh("203.0.113.5").await.expect("sent").status(),
+        401,
+        "sign-in's budget is not refresh's"
+    );
+    assert_eq!(refresh("203.0.113.5").await.expect("sent").status(), 429);
+    app.stop().await;
+}
+
+/// The throttles' switch turns them off.
+#[tokio::test]
+async fn throttles_can_be_switched_off() {
+    let mut limits = galley_platform::LimitsSettings::disabled();
+    limits.signup = galley_platform::ThrottleSettings { burst: 1, per_minute: 1 };
+    let app = spawn_app_with(AppOptions { limits: Some(limits), ..AppOptions::default() }).await;
+    for _ in 0..3 {
+        let response = app.post_json("/auth/signup", &json!({})).await;
+        assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    app.stop().await;
+}

@@ -7,11 +7,11 @@ use anyhow::Context as _;
 use axum::Router;
 
 use galley_crypto::{JwtVerifier, RemoteJwks};
-use galley_http_kit::{AuthConfig, HttpContext, process_router};
+use galley_http_kit::{AuthConfig, HttpContext, Throttle, process_router};
 use galley_identity::TokenAuthenticator;
 use galley_kernel::{Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
-use galley_platform::{HealthCheck, HttpSettings, Localizer, Shutdown};
+use galley_platform::{HealthCheck, HttpSettings, LimitsSettings, Localizer, Shutdown};
 use galley_rss::FetchRequests;
 use galley_wiring::{CacheAdapters, DocumentStore, open_bus};
 use tokio::net::TcpListener;
@@ -36,14 +36,16 @@ impl std::fmt::Debug for RssModule {
 }
 
 impl RssModule {
-    /// Wires the use cases to the store and the bus; `auth` authenticates requests.
+    /// Wires the use cases to the store and the bus; `auth` authenticates requests, `limits` throttles
+    /// fetch requests per client.
     pub fn new(
         store: &DocumentStore,
         bus: Arc<dyn MessageBus>,
         auth: AuthConfig,
         localizer: Arc<Localizer>,
         clock: Arc<dyn Clock>,
-    ) -> Self {
+        limits: &LimitsSettings,
+    ) -> anyhow::Result<Self> {
         let requests = FetchRequests::new(
             Arc::clone(&store.jobs),
             Arc::clone(&store.entries),
@@ -53,7 +55,9 @@ impl RssModule {
         let state = RssState { requests: requests.clone(), localizer };
         let health_checks: Vec<Arc<dyn HealthCheck>> =
             vec![Arc::clone(&store.health), Arc::new(BusHealth(Arc::clone(&bus)))];
-        Self { router: http::routes(state, auth), health_checks, openapi: http::openapi(), requests, bus }
+        let fetch_throttle = Throttle::from_settings("fetch", limits, limits.fetch)?;
+        let router = http::routes(state, auth, fetch_throttle.as_ref());
+        Ok(Self { router, health_checks, openapi: http::openapi(), requests, bus })
     }
 
     /// Applies workers' replies in the background until `shutdown`.
@@ -114,7 +118,7 @@ impl Application {
             cookie_key: galley_http_kit::auth::cookie_key(settings.identity.cookie_key.as_ref())?,
         };
         let localizer = Arc::new(localizer()?);
-        let module = RssModule::new(&store, bus, auth, Arc::clone(&localizer), clock);
+        let module = RssModule::new(&store, bus, auth, Arc::clone(&localizer), clock, &settings.limits)?;
         let context = HttpContext { localizer, settings: settings.http.clone() };
         let router = process_router(
             module.router.clone(),

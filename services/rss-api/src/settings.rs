@@ -1,7 +1,8 @@
 //! rss-api configuration (defaults → `config/*.toml` → `GALLEY__SECTION__KEY`).
 
 use galley_platform::{
-    BusSettings, CacheSettings, Environment, HttpSettings, Secret, StoreSettings, TelemetrySettings,
+    BusSettings, CacheSettings, Environment, HttpSettings, LimitsSettings, Secret, StoreSettings,
+    TelemetrySettings,
 };
 use serde::Deserialize;
 
@@ -16,6 +17,8 @@ pub struct Settings {
     pub cache: CacheSettings,
     pub bus: BusSettings,
     pub identity: IdentitySettings,
+    /// Per-client throttle of `POST /rss/fetch` (`limits.fetch`).
+    pub limits: LimitsSettings,
 }
 
 /// `[identity]`, as a token verifier: rss-api issues no tokens, it checks those of the issuer.

@@ -96,6 +96,8 @@ impl Stack {
             http: loopback_http(),
             bus: bus_settings.clone(),
             store: store.settings(data.path()),
+            // The drills retry many fetches from one address; the throttle has tests of its own.
+            limits: galley_platform::LimitsSettings::disabled(),
             ..Default::default()
         };
         rss.identity.issuer = issuer.clone();

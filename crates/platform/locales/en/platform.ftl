@@ -33,6 +33,11 @@ problem-too_many_requests-detail = Too many attempts; try again in { $seconds ->
     [one] one second
    *[other] { $seconds } seconds
 }.
+problem-rate_limited-title = Too many requests
+problem-rate_limited-detail = Too many requests to { $path } from your address; try again in { $seconds ->
+    [one] one second
+   *[other] { $seconds } seconds
+}.
 problem-request_timeout-title = Request timeout
 problem-request_timeout-detail = The server did not finish the request in time; please retry.
 problem-service_unavailable-title = Service unavailable
@@ -66,6 +71,7 @@ violation-invalid_choice = must be one of: { $allowed }
 violation-unknown_field = is not a recognised field
 violation-unknown_parameter = is not a recognised query parameter
 violation-duplicate_parameter = must be given only once
+violation-too_many_parameters = must hold at most { $max } parameters
 violation-invalid_type = must be { $expected ->
     [string] a string
     [integer] a whole number

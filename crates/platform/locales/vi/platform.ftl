@@ -29,6 +29,8 @@ problem-forbidden-title = Bị từ chối
 problem-forbidden-detail = Bạn không được phép thực hiện thao tác này.
 problem-too_many_requests-title = Quá nhiều yêu cầu
 problem-too_many_requests-detail = Bạn đã thử quá nhiều lần; hãy thử lại sau { $seconds } giây.
+problem-rate_limited-title = Quá nhiều yêu cầu
+problem-rate_limited-detail = Địa chỉ của bạn đã gửi quá nhiều yêu cầu tới { $path }; hãy thử lại sau { $seconds } giây.
 problem-request_timeout-title = Hết thời gian xử lý
 problem-request_timeout-detail = Máy chủ không hoàn tất yêu cầu kịp thời; vui lòng thử lại.
 problem-service_unavailable-title = Dịch vụ không khả dụng
@@ -48,6 +50,7 @@ violation-invalid_choice = phải là một trong các giá trị: { $allowed }
 violation-unknown_field = không phải là trường hợp lệ
 violation-unknown_parameter = không phải là tham số truy vấn hợp lệ
 violation-duplicate_parameter = chỉ được truyền một lần
+violation-too_many_parameters = chỉ được chứa tối đa { $max } tham số
 violation-invalid_type = phải là { $expected ->
     [string] một chuỗi
     [integer] một số nguyên

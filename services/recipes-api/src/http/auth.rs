@@ -41,14 +41,22 @@ impl std::fmt::Debug for AuthState {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignUpRequest {
-    #[schema(required = true, example = "alice@example.com")]
+    #[schema(required = true, nullable = false, format = Email, max_length = 254, example = "alice@example.com")]
     pub email: Option<String>,
     /// Letters only, 3 to 32.
-    #[schema(required = true, example = "alice")]
+    #[schema(required = true, nullable = false, pattern = r"^\s*[A-Za-z]{3,32}\s*$", example = "alice")]
     pub username: Option<String>,
     /// At least 8 characters including one of `@!*&#$`.
-    #[schema(required = true, example = "correct horse!")]
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 8,
+        max_length = 128,
+        pattern = "[@!*&#$]",
+        example = "correct horse!"
+    )]
     pub password: Option<String>,
+    #[schema(max_length = 100)]
     pub given_name: Option<String>,
 }
 
@@ -63,9 +71,22 @@ pub struct SignUpResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignInRequest {
-    #[schema(required = true, example = "alice")]
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 64,
+        pattern = r"\S",
+        example = "alice"
+    )]
     pub username: Option<String>,
-    #[schema(required = true, example = "correct horse!")]
+    #[schema(
+        required = true,
+        nullable = false,
+        min_length = 1,
+        max_length = 1024,
+        example = "correct horse!"
+    )]
     pub password: Option<String>,
 }
 

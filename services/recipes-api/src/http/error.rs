@@ -72,16 +72,9 @@ fn identity_problem(error: IdentityError) -> Problem {
     match error {
         IdentityError::Invalid(violations) => Problem::validation(violations),
         IdentityError::Conflict(fields) => {
-            let violations: Violations = fields.iter().fold(Violations::new(), |mut all, field| {
-                all.push(Violation::new(field.as_str(), "taken"));
-                all
-            });
-            let count = i64::try_from(violations.len()).unwrap_or(i64::MAX);
-            Problem {
-                violations: violations.into_iter().collect(),
-                ..Problem::new(StatusCode::CONFLICT, "account_exists")
-            }
-            .with_arg("count", count)
+            let mut violations = Violations::new();
+            violations.extend(fields.iter().map(|field| Violation::new(field.as_str(), "taken")));
+            Problem::with_violations(StatusCode::CONFLICT, "account_exists", violations)
         }
         IdentityError::InvalidCredentials => Problem::new(StatusCode::UNAUTHORIZED, "invalid_credentials"),
         IdentityError::InvalidRefreshToken => Problem::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token"),

@@ -7,9 +7,11 @@ use axum::response::{IntoResponse, Response};
 use galley_http_kit::etag::{self, IfMatch};
 use galley_http_kit::{Authenticated, JsonBody, Problem, QueryParams};
 use galley_kernel::Violations;
-use galley_recipes::{Actor, RecipeId, RecipeQuery, RecipeService, RecipeSort, Revision, TagMatch};
+use galley_recipes::{
+    Actor, Precondition, RecipeId, RecipeQuery, RecipeService, RecipeSort, Revision, TagMatch,
+};
 
-use super::dto::{RecipePage, RecipeRequest, RecipeResponse};
+use super::dto::{ListRecipesParams, RecipePage, RecipeRequest, RecipeResponse};
 use super::error::ApiError;
 
 /// Query parameters `GET /recipes` understands (besides `locale`).
@@ -17,7 +19,7 @@ const LIST_PARAMETERS: [&str; 6] = ["page", "limit", "tag", "match", "q", "sort"
 
 /// Builds a validated listing query, reporting every bad parameter at once.
 fn list_query(raw: Option<&str>) -> Result<RecipeQuery, Violations> {
-    let params = QueryParams::parse(raw);
+    let params = QueryParams::parse(raw)?;
     let mut violations = Violations::new();
     params.reject_unknown(&LIST_PARAMETERS, &mut violations);
     let page = params.page(&mut violations);
@@ -47,7 +49,7 @@ fn list_query(raw: Option<&str>) -> Result<RecipeQuery, Violations> {
         text.as_deref(),
         sort.unwrap_or_default(),
     )
-    .map_err(|more| violations.extend(more))
+    .map_err(|more| violations.append(more))
     .ok();
     match query {
         Some(query) if violations.is_empty() => Ok(query),
@@ -60,11 +62,13 @@ fn recipe_id(raw: &str) -> Result<RecipeId, ApiError> {
     raw.parse().map_err(|_| ApiError::Recipe(galley_recipes::RecipeError::NotFound))
 }
 
-fn expected_revision(headers: &HeaderMap) -> Result<Option<Revision>, ApiError> {
+/// `If-Match` as the use cases understand it: any of the listed revisions may be replaced.
+fn precondition(headers: &HeaderMap) -> Precondition {
     match etag::if_match(headers) {
-        IfMatch::Any => Ok(None),
-        IfMatch::Revision(revision) => Ok(Some(Revision::new(revision))),
-        IfMatch::Never => Err(Problem::precondition_failed().into()),
+        IfMatch::Any => Precondition::Any,
+        IfMatch::Revisions(revisions) => {
+            Precondition::OneOf(revisions.into_iter().map(Revision::new).collect())
+        }
     }
 }
 
@@ -83,18 +87,10 @@ fn actor(authenticated: &Authenticated) -> Actor {
     get,
     path = "/recipes",
     tag = "recipes",
-    params(
-        ("page" = Option<u32>, Query, description = "1-based page number (default 1, at most 1000000)"),
-        ("limit" = Option<u32>, Query, description = "Items per page, 1..100 (default 20)"),
-        ("tag" = Option<Vec<String>>, Query, description = "Tag filter; repeat for several", explode = true),
-        ("match" = Option<String>, Query, description = "How tags combine: `any` (default) or `all`"),
-        ("q" = Option<String>, Query, description = "Words that must all occur in the name, tags or ingredients"),
-        ("sort" = Option<String>, Query, description = "`-published_at` (default), `published_at` or `name`"),
-        ("locale" = Option<String>, Query, description = "Response language: en or vi"),
-    ),
+    params(ListRecipesParams),
     responses(
         (status = 200, description = "A page of recipes", body = RecipePage),
-        (status = 422, description = "Invalid parameters", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters (also: an unknown or repeated parameter, more than 64 in all)", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_recipes(
@@ -111,7 +107,7 @@ pub async fn list_recipes(
     get,
     path = "/recipes/{id}",
     tag = "recipes",
-    params(("id" = String, Path, description = "Recipe id")),
+    params(("id" = String, Path, format = Uuid, description = "Recipe id")),
     responses(
         (status = 200, description = "The recipe", body = RecipeResponse, headers(("ETag" = String, description = "Current revision"))),
         (status = 304, description = "Not modified since the given ETag"),
@@ -166,7 +162,7 @@ pub async fn create_recipe(
     put,
     path = "/recipes/{id}",
     tag = "recipes",
-    params(("id" = String, Path, description = "Recipe id"), ("If-Match" = Option<String>, Header, description = "ETag the change is based on")),
+    params(("id" = String, Path, format = Uuid, description = "Recipe id"), ("If-Match" = Option<String>, Header, description = "ETags (or `*`) the change may apply to; 412 unless the recipe is at one of them")),
     request_body = RecipeRequest,
     security(("bearer" = [])),
     responses(
@@ -186,8 +182,7 @@ pub async fn update_recipe(
     JsonBody(request): JsonBody<RecipeRequest>,
 ) -> Result<Response, ApiError> {
     let id = recipe_id(&id)?;
-    let expected = expected_revision(&headers)?;
-    let recipe = service.update(&actor(&authenticated), id, request.into(), expected).await?;
+    let recipe = service.update(&actor(&authenticated), id, request.into(), &precondition(&headers)).await?;
     let revision = recipe.revision;
     Ok(with_etag(Json(RecipeResponse::from(recipe)).into_response(), revision))
 }
@@ -197,7 +192,7 @@ pub async fn update_recipe(
     delete,
     path = "/recipes/{id}",
     tag = "recipes",
-    params(("id" = String, Path, description = "Recipe id"), ("If-Match" = Option<String>, Header, description = "ETag the deletion is based on")),
+    params(("id" = String, Path, format = Uuid, description = "Recipe id"), ("If-Match" = Option<String>, Header, description = "ETags (or `*`) the deletion may apply to; 412 unless the recipe is at one of them")),
     security(("bearer" = [])),
     responses(
         (status = 401, description = "Not signed in", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
@@ -214,8 +209,7 @@ pub async fn delete_recipe(
     authenticated: Authenticated,
 ) -> Result<StatusCode, ApiError> {
     let id = recipe_id(&id)?;
-    let expected = expected_revision(&headers)?;
-    service.delete(&actor(&authenticated), id, expected).await?;
+    service.delete(&actor(&authenticated), id, &precondition(&headers)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

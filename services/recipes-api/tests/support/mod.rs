@@ -40,6 +40,8 @@ pub struct AppOptions {
     pub redis: Option<(String, String)>,
     /// The tokens' issuer (replicas share one); derived from the bound address otherwise.
     pub issuer: Option<String>,
+    /// Per-client throttles; off unless given, since tests sign in many times from one address.
+    pub limits: Option<galley_platform::LimitsSettings>,
 }
 
 /// A signed-in test user.
@@ -74,6 +76,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     settings.store.embedded.path = data_dir.join("galley.db");
     settings.recipes.seed_samples = options.seed_samples;
     settings.identity.issuer = options.issuer;
+    settings.limits = options.limits.unwrap_or_else(galley_platform::LimitsSettings::disabled);
     if let Some((url, prefix)) = options.redis {
         settings.cache.backend = galley_platform::CacheBackend::Redis;
         settings.cache.redis.url = url.into();

@@ -20,7 +20,14 @@ use super::{ApiError, RssState};
 #[serde(deny_unknown_fields)]
 pub struct FetchBody {
     /// Absolute http(s) URL of the feed, at most 2048 characters, without credentials.
-    #[schema(required = true, example = "https://blog.rust-lang.org/feed.xml")]
+    #[schema(
+        required = true,
+        nullable = false,
+        format = "uri",
+        max_length = 2048,
+        pattern = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://",
+        example = "https://blog.rust-lang.org/feed.xml"
+    )]
     pub url: Option<String>,
 }
 
@@ -126,11 +133,12 @@ impl From<Page<Entry>> for EntryPage {
 /// Ask Galley to ingest a feed. Send an `Idempotency-Key` to make retries return the same job.
 #[utoipa::path(
     post, path = "/rss/fetch", tag = "rss", request_body = FetchBody, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the same job")),
+    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\t\x20-\x7E]*[\x21-\x7E][\t\x20-\x7E]*$", description = "Retries with the same key return the same job (visible ASCII, at most 255 characters)")),
     responses(
         (status = 202, description = "Queued", body = FetchAccepted, headers(("Location" = String))),
         (status = 401, description = "Not signed in", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid URL", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid URL or Idempotency-Key", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 429, description = "This client address has asked for too many fetches (`rate_limited`); retry after `Retry-After` seconds", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json", headers(("Retry-After" = u32, description = "Seconds to wait before retrying"))),
         (status = 503, description = "Queue unavailable; retry", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
     )
 )]
@@ -162,7 +170,7 @@ pub async fn request_fetch(
 /// A fetch job you requested.
 #[utoipa::path(
     get, path = "/rss/jobs/{id}", tag = "rss", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Job id")),
+    params(("id" = String, Path, format = Uuid, description = "Job id")),
     responses(
         (status = 200, description = "The job", body = JobResponse),
         (status = 404, description = "No such job of yours", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
@@ -183,20 +191,21 @@ pub async fn get_job(
 #[utoipa::path(
     get, path = "/rss/entries", tag = "rss",
     params(
-        ("feed_url" = Option<String>, Query, description = "Only entries of this feed"),
-        ("page" = Option<u32>, Query, description = "1-based page (default 1)"),
-        ("limit" = Option<u32>, Query, description = "Entries per page, 1..100 (default 20)"),
+        ("feed_url" = Option<String>, Query, format = "uri", max_length = 2048, description = "Only entries of this feed (an absolute http(s) URL)"),
+        ("page" = Option<u32>, Query, minimum = 1, maximum = 1000000, description = "1-based page (default 1)"),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "Entries per page (default 20)"),
+        ("locale" = Option<String>, Query, description = "Response language (`en` or `vi`)"),
     ),
     responses(
         (status = 200, description = "A page of entries", body = EntryPage),
-        (status = 422, description = "Invalid parameters", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters (also: an unknown or repeated parameter, more than 64 in all)", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_entries(
     State(state): State<RssState>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<EntryPage>, ApiError> {
-    let params = QueryParams::parse(raw.as_deref());
+    let params = QueryParams::parse(raw.as_deref())?;
     let mut violations = Violations::new();
     params.reject_unknown(&["feed_url", "page", "limit"], &mut violations);
     let page = params.page(&mut violations);

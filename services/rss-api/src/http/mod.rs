@@ -8,7 +8,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use galley_http_kit::{AuthConfig, Problem};
+use galley_http_kit::{AuthConfig, Problem, Throttle};
 use galley_kernel::Violations;
 use galley_platform::Localizer;
 use galley_rss::{FetchRequests, RssError};
@@ -22,9 +22,16 @@ pub struct RssState {
     pub localizer: Arc<Localizer>,
 }
 
-pub fn routes(state: RssState, auth: AuthConfig) -> Router {
+/// The rss-api routes. `fetch_throttle` (from `limits.fetch`) bounds how many feed fetches one client
+/// address can ask for; `None` when throttles are switched off.
+pub fn routes(state: RssState, auth: AuthConfig, fetch_throttle: Option<&Throttle>) -> Router {
+    let fetch = post(handlers::request_fetch);
+    let fetch = match fetch_throttle {
+        Some(throttle) => throttle.wrap(fetch),
+        None => fetch,
+    };
     Router::new()
-        .route("/rss/fetch", post(handlers::request_fetch))
+        .route("/rss/fetch", fetch)
         .route("/rss/jobs/{id}", get(handlers::get_job))
         .route("/rss/entries", get(handlers::list_entries))
         .with_state(state)
@@ -86,4 +93,40 @@ struct RssApiDoc;
 
 pub fn openapi() -> utoipa::openapi::OpenApi {
     RssApiDoc::openapi()
+}
+
+#[cfg(test)]
+mod tests {
+    use galley_kernel::PageRequest;
+    use serde_json::{Value, json};
+
+    /// The documented constraints are the enforced ones (see `FeedUrl::parse`, `FetchRequests`).
+    #[test]
+    fn the_document_declares_what_the_api_enforces() {
+        let document = serde_json::to_value(super::openapi()).expect("serializable");
+        let body = &document["components"]["schemas"]["FetchBody"];
+        assert_eq!(body["additionalProperties"], json!(false));
+        assert_eq!(body["required"], json!(["url"]));
+        assert_eq!(body["properties"]["url"]["type"], "string");
+        assert_eq!(
+            body["properties"]["url"]["maxLength"].as_u64(),
+            Some(galley_rss::feed_url::MAX_CHARS as u64)
+        );
+
+        let fetch = &document["paths"]["/rss/fetch"]["post"];
+        let key =
+            fetch["parameters"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "Idempotency-Key"));
+        let key = key.map_or(Value::Null, |key| key["schema"].clone());
+        assert_eq!(key["maxLength"].as_u64(), Some(galley_rss::requests::MAX_IDEMPOTENCY_KEY_CHARS as u64));
+        assert!(fetch["responses"]["429"]["headers"]["Retry-After"].is_object());
+
+        let parameters =
+            document["paths"]["/rss/entries"]["get"]["parameters"].as_array().cloned().unwrap_or_default();
+        let schema = |name: &str| {
+            parameters.iter().find(|p| p["name"] == name).map_or(Value::Null, |p| p["schema"].clone())
+        };
+        assert_eq!(schema("page")["maximum"].as_u64(), Some(u64::from(PageRequest::MAX_PAGE)));
+        assert_eq!(schema("limit")["maximum"].as_u64(), Some(u64::from(PageRequest::MAX_LIMIT)));
+        assert_eq!(schema("feed_url")["maxLength"].as_u64(), Some(galley_rss::feed_url::MAX_CHARS as u64));
+    }
 }
