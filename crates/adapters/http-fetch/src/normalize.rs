@@ -215,7 +215,7 @@ impl XmlPass {
                     let empty = matches!(event, Event::Empty(_));
                     let mut element = OwnedStart::new(start, empty);
                     let local = start.local_name().as_ref().to_owned();
-                    let mut changed = pass.fix_namespaces(&mut element);
+                    let mut changed = fix_namespaces(&mut element);
                     if depth == 0 {
                         format = match local.as_str() {
                             "rss" => {
@@ -297,10 +297,9 @@ impl XmlPass {
                     if let Some(Frame { kind: FrameKind::Item { has_link, .. }, depth: item_depth }) =
                         frames.last_mut()
                         && *item_depth + 1 == depth
+                        && is_rss_name
                     {
-                        if is_rss_name {
-                            pass.item_child(&local, &element, has_link);
-                        }
+                        pass.item_child(&local, &element, has_link);
                     }
                     if changed {
                         pass.edits.push((before..after, element.write()));
@@ -341,19 +340,6 @@ impl XmlPass {
             }
         }
         Some(pass)
-    }
-
-    /// Replaces legacy RSS namespace URIs in `xmlns` declarations; whether anything changed.
-    fn fix_namespaces(&self, element: &mut OwnedStart) -> bool {
-        let mut changed = false;
-        for (name, value) in &mut element.attributes {
-            let declares = name == "xmlns" || name.starts_with("xmlns:");
-            if declares && LEGACY_RSS_NAMESPACES.contains(&value.trim()) {
-                *value = RSS10_NS.to_owned();
-                changed = true;
-            }
-        }
-        changed
     }
 
     /// Records a new item and what to watch inside it.
@@ -405,6 +391,19 @@ impl XmlPass {
             self.edits.push((construct.tag, construct.element.write()));
         }
     }
+}
+
+/// Replaces legacy RSS namespace URIs in `xmlns` declarations; whether anything changed.
+fn fix_namespaces(element: &mut OwnedStart) -> bool {
+    let mut changed = false;
+    for (name, value) in &mut element.attributes {
+        let declares = name == "xmlns" || name.starts_with("xmlns:");
+        if declares && LEGACY_RSS_NAMESPACES.contains(&value.trim()) {
+            *value = RSS10_NS.to_owned();
+            changed = true;
+        }
+    }
+    changed
 }
 
 fn is_rss_namespace(namespace: &str) -> bool {
@@ -551,7 +550,7 @@ fn lenient_item(item: &mut Map<String, Value>) {
                     attachment.insert("mime_type".into(), Value::String("application/octet-stream".into()));
                 }
                 optional_string(&mut attachment, "title");
-                if !attachment.get("size_in_bytes").is_some_and(|size| size.as_u64().is_some()) {
+                if attachment.get("size_in_bytes").is_some_and(|size| size.as_u64().is_none()) {
                     attachment.remove("size_in_bytes");
                 }
                 Some(Value::Object(attachment))
