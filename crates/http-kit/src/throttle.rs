@@ -121,7 +121,18 @@ impl Throttle {
     }
 }
 
-/// `t` rounded up to whole seconds, at least 1: `Retry-After` has no fractions, and 0 would invite an
+/// `route` behind `throttle`, if there is one (none when throttles are switched off).
+pub fn throttled<S: Clone + Send + Sync + 'static>(
+    route: MethodRouter<S>,
+    throttle: Option<&Throttle>,
+) -> MethodRouter<S> {
+    match throttle {
+        Some(throttle) => throttle.wrap(route),
+        None => route,
+    }
+}
+
+/// `wait` rounded up to whole seconds, at least 1: `Retry-After` has no fractions, and 0 would invite an
 /// immediate retry that is still refused.
 fn retry_after_seconds(wait: Duration) -> u64 {
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)

@@ -144,3 +144,28 @@ async fn shutdown_gives_up_on_requests_slower_than_the_grace_period() {
         .expect("stop");
     assert!(started.elapsed() < Duration::from_secs(2), "stopped after the grace period");
 }
+
+/// A throttled route behind the standard stack: the request over budget never reaches the handler and
+/// is rendered as a localized problem with `Retry-After`.
+#[tokio::test]
+async fn a_throttled_route_answers_a_localized_429_with_retry_after() {
+    use galley_http_kit::Throttle;
+    use galley_platform::ThrottleSettings;
+
+    let throttle = Throttle::new("test", ThrottleSettings { burst: 2, per_minute: 1 }).expect("budget");
+    let routes = Router::new().route("/costly", throttle.wrap(post(|| async { "done" })));
+    let router = with_standard_layers(routes, context(HttpSettings::default()));
+    let costly = || Request::post("/costly?locale=vi").body(Body::empty()).expect("request");
+    for _ in 0..2 {
+        let response = router.clone().oneshot(costly()).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let response = router.clone().oneshot(costly()).await.expect("infallible");
+    let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let (status, language, body) = call(router, costly()).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after.is_some_and(|seconds| seconds.parse::<u64>().is_ok_and(|s| (1..=60).contains(&s))));
+    assert_eq!(language.as_deref(), Some("vi"));
+    assert_eq!(body["code"], "rate_limited");
+    assert_eq!(body["title"], "Quá nhiều yêu cầu");
+}

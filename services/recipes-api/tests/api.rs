@@ -474,9 +474,11 @@ async fn a_body_breaking_thousands_of_rules_lists_fifty() {
 /// an IPv6 client is counted by its /64.
 #[tokio::test]
 async fn sign_in_is_throttled_per_client_address() {
-    let mut limits = galley_platform::LimitsSettings::default();
-    limits.signin = galley_platform::ThrottleSettings { burst: 3, per_minute: 1 };
-    limits.refresh = galley_platform::ThrottleSettings { burst: 1, per_minute: 1 };
+    let limits = galley_platform::LimitsSettings {
+        signin: galley_platform::ThrottleSettings { burst: 3, per_minute: 1 },
+        refresh: galley_platform::ThrottleSettings { burst: 1, per_minute: 1 },
+        ..galley_platform::LimitsSettings::default()
+    };
     let app = spawn_app_with(AppOptions {
         trusted_proxies: vec!["127.0.0.1/32".into()],
         limits: Some(limits),
@@ -548,8 +550,10 @@ async fn sign_in_is_throttled_per_client_address() {
 /// The throttles' switch turns them off.
 #[tokio::test]
 async fn throttles_can_be_switched_off() {
-    let mut limits = galley_platform::LimitsSettings::disabled();
-    limits.signup = galley_platform::ThrottleSettings { burst: 1, per_minute: 1 };
+    let limits = galley_platform::LimitsSettings {
+        signup: galley_platform::ThrottleSettings { burst: 1, per_minute: 1 },
+        ..galley_platform::LimitsSettings::disabled()
+    };
     let app = spawn_app_with(AppOptions { limits: Some(limits), ..AppOptions::default() }).await;
     for _ in 0..3 {
         let response = app.post_json("/auth/signup", &json!({})).await;

@@ -162,7 +162,7 @@ pub async fn create_recipe(
     put,
     path = "/recipes/{id}",
     tag = "recipes",
-    params(("id" = String, Path, format = Uuid, description = "Recipe id"), ("If-Match" = Option<String>, Header, description = "ETags (or `*`) the change may apply to; 412 unless the recipe is at one of them")),
+    params(("id" = String, Path, format = Uuid, description = "Recipe id"), ("If-Match" = Option<String>, Header, nullable = false, description = "ETags (or `*`) the change may apply to; 412 unless the recipe is at one of them")),
     request_body = RecipeRequest,
     security(("bearer" = [])),
     responses(
@@ -192,7 +192,7 @@ pub async fn update_recipe(
     delete,
     path = "/recipes/{id}",
     tag = "recipes",
-    params(("id" = String, Path, format = Uuid, description = "Recipe id"), ("If-Match" = Option<String>, Header, description = "ETags (or `*`) the deletion may apply to; 412 unless the recipe is at one of them")),
+    params(("id" = String, Path, format = Uuid, description = "Recipe id"), ("If-Match" = Option<String>, Header, nullable = false, description = "ETags (or `*`) the deletion may apply to; 412 unless the recipe is at one of them")),
     security(("bearer" = [])),
     responses(
         (status = 401, description = "Not signed in", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),

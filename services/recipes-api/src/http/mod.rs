@@ -11,8 +11,8 @@ pub mod error;
 pub mod handlers;
 
 use axum::Router;
-use axum::routing::{MethodRouter, get, post};
-use galley_http_kit::throttle::InvalidBudget;
+use axum::routing::{get, post};
+use galley_http_kit::throttle::{InvalidBudget, throttled};
 use galley_http_kit::{AuthConfig, Throttle};
 use galley_platform::LimitsSettings;
 use galley_recipes::RecipeService;
@@ -40,17 +40,6 @@ impl AuthThrottles {
             signin: Throttle::from_settings("signin", limits, limits.signin)?,
             refresh: Throttle::from_settings("refresh", limits, limits.refresh)?,
         })
-    }
-}
-
-/// `route` behind `throttle`, if there is one.
-fn throttled<S: Clone + Send + Sync + 'static>(
-    route: MethodRouter<S>,
-    throttle: Option<&Throttle>,
-) -> MethodRouter<S> {
-    match throttle {
-        Some(throttle) => throttle.wrap(route),
-        None => route,
     }
 }
 

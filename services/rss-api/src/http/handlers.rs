@@ -133,7 +133,7 @@ impl From<Page<Entry>> for EntryPage {
 /// Ask Galley to ingest a feed. Send an `Idempotency-Key` to make retries return the same job.
 #[utoipa::path(
     post, path = "/rss/fetch", tag = "rss", request_body = FetchBody, security(("bearer" = [])),
-    params(("Idempotency-Key" = Option<String>, Header, min_length = 1, max_length = 255, pattern = r"^[\t\x20-\x7E]*[\x21-\x7E][\t\x20-\x7E]*$", description = "Retries with the same key return the same job (visible ASCII, at most 255 characters)")),
+    params(("Idempotency-Key" = Option<String>, Header, nullable = false, min_length = 1, max_length = 255, pattern = r"^[\t\x20-\x7E]*[\x21-\x7E][\t\x20-\x7E]*$", description = "Retries with the same key return the same job (visible ASCII, at most 255 characters)")),
     responses(
         (status = 202, description = "Queued", body = FetchAccepted, headers(("Location" = String))),
         (status = 401, description = "Not signed in", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),

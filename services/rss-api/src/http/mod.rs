@@ -8,6 +8,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use galley_http_kit::throttle::throttled;
 use galley_http_kit::{AuthConfig, Problem, Throttle};
 use galley_kernel::Violations;
 use galley_platform::Localizer;
@@ -25,13 +26,8 @@ pub struct RssState {
 /// The rss-api routes. `fetch_throttle` (from `limits.fetch`) bounds how many feed fetches one client
 /// address can ask for; `None` when throttles are switched off.
 pub fn routes(state: RssState, auth: AuthConfig, fetch_throttle: Option<&Throttle>) -> Router {
-    let fetch = post(handlers::request_fetch);
-    let fetch = match fetch_throttle {
-        Some(throttle) => throttle.wrap(fetch),
-        None => fetch,
-    };
     Router::new()
-        .route("/rss/fetch", fetch)
+        .route("/rss/fetch", throttled(post(handlers::request_fetch), fetch_throttle))
         .route("/rss/jobs/{id}", get(handlers::get_job))
         .route("/rss/entries", get(handlers::list_entries))
         .with_state(state)
