@@ -3,18 +3,26 @@
 //!
 //! # How each port rule maps onto AMQP
 //!
-//! - **Work queues**: every logical queue `q` is a durable classic queue `<prefix>q` on the default
+//! - **Work queues**: every logical queue `q` is a durable **quorum** queue `<prefix>q` on the default
 //!   exchange (routing key = queue name). Consumers on the same queue compete; the broker hands each
 //!   message to one of them.
+//! - **Delivery limit**: the work queue has `x-delivery-limit` ([`RabbitMqOptions::delivery_limit`]) and
+//!   dead-letters, at least once, into `<prefix>q.dead`: a message returned unsettled more often than
+//!   the limit (its consumer keeps crashing) stops looping. Quorum queues count those returns in
+//!   `x-delivery-count`.
 //! - **Topology**: declared idempotently on first use of `q` (publish or subscribe) on the current
-//!   connection: the work queue `<prefix>q`, its dead-letter queue `<prefix>q.dead`
-//!   ([`galley_messaging::dead_letter_queue`]) and its delay queue `<prefix>q.retry`, which has
-//!   `x-dead-letter-exchange=""` and `x-dead-letter-routing-key=<prefix>q` so expired messages go back
-//!   to the work queue. The `prefix` (default [`DEFAULT_PREFIX`]) namespaces a deployment, or a test.
-//! - **Confirmed publish**: messages are persistent (`delivery_mode` 2) on durable queues, published on
-//!   a channel in confirm mode (`confirm.select`); `publish` returns only after the broker's `basic.ack`.
-//!   A `basic.nack`, a lost connection or a timeout is [`BusError::Unavailable`]: the message may or may
-//!   not be stored and the caller retries with the same `message_id`.
+//!   connection: the dead-letter queue `<prefix>q.dead` ([`galley_messaging::dead_letter_queue`],
+//!   classic) and the work queue; each delay bucket `<prefix>q.retry.<2^k>s` (classic, queue-level
+//!   `x-message-ttl`, dead-lettering back to the work queue) on its first use. A classic work queue
+//!   left by an older version makes the declaration fail with `PRECONDITION_FAILED`, reported with the
+//!   queue name (see ADR 0016 for the migration). The `prefix` (default [`DEFAULT_PREFIX`])
+//!   namespaces a deployment, or a test.
+//! - **Confirmed, mandatory publish**: messages are persistent (`delivery_mode` 2) on durable queues,
+//!   published `mandatory` on a channel in confirm mode (`confirm.select`); `publish` returns only after
+//!   the broker's `basic.ack` for a message it routed. A returned message (no such queue), a
+//!   `basic.nack`, a lost connection or a timeout is [`BusError::Unavailable`]: the message may or may
+//!   not be stored and the caller retries with the same `message_id`. A return also makes the adapter
+//!   declare that queue again on the next publish.
 //! - **Attributes**: `message_id`, `correlation_id` and `reply_to` travel as the AMQP properties of the
 //!   same names; the attempt number travels in the `x-attempt` header.
 //! - **At-least-once, explicit settlement**: consumers use manual acknowledgement. A [`Delivery`] dropped
@@ -23,8 +31,9 @@
 //! - **Settlements**: `Ack` is `basic.ack`. `Requeue` republishes the message to the work queue with
 //!   `x-attempt + 1` (confirmed) and then acks the original, so the attempt count is exact (a plain
 //!   `basic.reject(requeue)` would only expose the boolean `redelivered` flag). `RetryAfter(d)`
-//!   publishes to the delay queue with per-message `expiration = d` in milliseconds and `x-attempt + 1`,
-//!   then acks; RabbitMQ dead-letters the expired message back onto the work queue. `DeadLetter(reason)`
+//!   publishes to the delay bucket of `d` ([`delay_bucket`]: rounded up to a power of two seconds)
+//!   with `x-attempt + 1`, then acks; the bucket's TTL dead-letters it back onto the work queue. One
+//!   TTL per bucket queue means no long delay ever holds back a shorter one. `DeadLetter(reason)`
 //!   publishes to `<prefix>q.dead` with an `x-death-reason` header, then acks. Republishing first and
 //!   acking second keeps the message safe if the process dies in between (at worst it is duplicated,
 //!   which consumers tolerate by deduplicating on `message_id`).
@@ -39,8 +48,8 @@
 //! - **Reconnection**: one connection, shared behind a mutex, and one confirm-mode publishing channel on
 //!   it. When the connection is found closed it is reopened with exponential backoff (100 ms doubling to
 //!   5 s, a bounded number of tries) and the topology is declared again. A subscription whose channel or
-//!   consumer ends (broker restart, queue deleted) subscribes again with the same backoff; its unsettled
-//!   deliveries were requeued by the broker.
+//!   consumer ends (broker restart, queue deleted) subscribes again with the same backoff, declaring
+//!   its queue again if the broker lost it; its unsettled deliveries were requeued by the broker.
 //! - **Closing**: [`RabbitMqBus::close`] closes the connection; every subscription's `next` then returns
 //!   `None` and publishing fails with [`BusError::Closed`].
 
