@@ -112,11 +112,15 @@ impl Application {
     /// progress finish and closes the store.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let replies = self.rss.spawn_reply_listener(shutdown.clone());
+        // The in-process bus loses queued requests when the process stops: the sweeper hands their
+        // jobs over again after a restart.
+        let sweeper = self.rss.spawn_sweeper(rss_api::settings::SweepSettings::default(), shutdown.clone());
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
         let grace = self.settings.recipes.http.shutdown_grace;
         galley_http_kit::serve(self.listener, self.router, shutdown, grace).await?;
         worker.await.context("worker task")??;
         replies.abort();
+        sweeper.abort();
         self.infrastructure.store.close().await;
         Ok(())
     }

@@ -2,7 +2,7 @@
 //!
 //! It honours the port's semantics (see [`crate::port`]) except durability across restarts: messages
 //! live in memory, so `galley serve` loses queued fetch requests when it stops (their jobs stay
-//! `queued`). Production uses RabbitMQ or SQS.
+//! `queued` until rss-api's sweeper hands them over again). Production uses RabbitMQ or SQS.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -11,34 +11,47 @@ use async_trait::async_trait;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 
 use crate::port::{
-    BusError, Delivery, MessageBus, OutgoingMessage, ReceivedMessage, Settle, Settlement, Subscription,
-    dead_letter_queue,
+    BusError, DEFAULT_DELIVERY_LIMIT, Delivery, MessageBus, OutgoingMessage, ReceivedMessage, Settle,
+    Settlement, Subscription, dead_letter_queue,
 };
+
+/// A message waiting in a queue, with how often it came back unsettled (the delivery limit's count).
+#[derive(Debug, Clone)]
+struct Queued {
+    message: ReceivedMessage,
+    returns: u32,
+}
+
+impl Queued {
+    fn fresh(message: ReceivedMessage) -> Self {
+        Self { message, returns: 0 }
+    }
+}
 
 #[derive(Debug, Default)]
 struct Queue {
-    ready: Mutex<VecDeque<ReceivedMessage>>,
+    ready: Mutex<VecDeque<Queued>>,
     /// One stored permit per wake-up; a consumer that takes a message and sees more left passes the
     /// baton on, so no message waits for a later publish.
     notify: Notify,
 }
 
 impl Queue {
-    fn push_back(&self, message: ReceivedMessage) {
+    fn push_back(&self, message: Queued) {
         if let Ok(mut ready) = self.ready.lock() {
             ready.push_back(message);
         }
         self.notify.notify_one();
     }
 
-    fn push_front(&self, message: ReceivedMessage) {
+    fn push_front(&self, message: Queued) {
         if let Ok(mut ready) = self.ready.lock() {
             ready.push_front(message);
         }
         self.notify.notify_one();
     }
 
-    fn pop(&self) -> Option<ReceivedMessage> {
+    fn pop(&self) -> Option<Queued> {
         let mut ready = self.ready.lock().ok()?;
         let message = ready.pop_front();
         if message.is_some() && !ready.is_empty() {
@@ -55,6 +68,7 @@ impl Queue {
 #[derive(Debug)]
 struct Inner {
     queues: Mutex<HashMap<String, Arc<Queue>>>,
+    delivery_limit: u32,
     closed: watch::Sender<bool>,
 }
 
@@ -71,9 +85,16 @@ impl Default for InProcessBus {
 }
 
 impl InProcessBus {
+    /// A bus with the default delivery limit ([`DEFAULT_DELIVERY_LIMIT`]).
     pub fn new() -> Self {
+        Self::with_delivery_limit(DEFAULT_DELIVERY_LIMIT)
+    }
+
+    /// A bus whose messages are dead-lettered after coming back unsettled `delivery_limit` times.
+    pub fn with_delivery_limit(delivery_limit: u32) -> Self {
         let (closed, _) = watch::channel(false);
-        Self { inner: Arc::new(Inner { queues: Mutex::new(HashMap::new()), closed }) }
+        let inner = Inner { queues: Mutex::new(HashMap::new()), delivery_limit, closed };
+        Self { inner: Arc::new(inner) }
     }
 
     fn queue(&self, name: &str) -> Result<Arc<Queue>, BusError> {
@@ -103,13 +124,13 @@ impl MessageBus for InProcessBus {
         if self.is_closed() {
             return Err(BusError::Closed);
         }
-        self.queue(queue)?.push_back(ReceivedMessage {
+        self.queue(queue)?.push_back(Queued::fresh(ReceivedMessage {
             message_id: message.message_id,
             correlation_id: message.correlation_id,
             reply_to: message.reply_to,
             body: message.body,
             attempt: 1,
-        });
+        }));
         Ok(())
     }
 
@@ -121,6 +142,7 @@ impl MessageBus for InProcessBus {
             queue: self.queue(queue)?,
             dead: self.queue(&dead_letter_queue(queue))?,
             slots: Arc::new(Semaphore::new(usize::from(prefetch.max(1)))),
+            delivery_limit: self.inner.delivery_limit,
             closed: self.inner.closed.subscribe(),
         }))
     }
@@ -134,6 +156,7 @@ struct InProcessSubscription {
     queue: Arc<Queue>,
     dead: Arc<Queue>,
     slots: Arc<Semaphore>,
+    delivery_limit: u32,
     closed: watch::Receiver<bool>,
 }
 
@@ -152,11 +175,13 @@ impl Subscription for InProcessSubscription {
             if closed(&self.closed) {
                 return None;
             }
-            if let Some(message) = self.queue.pop() {
+            if let Some(queued) = self.queue.pop() {
+                let message = queued.message.clone();
                 let settlement = InProcessSettlement {
                     queue: Arc::clone(&self.queue),
                     dead: Arc::clone(&self.dead),
-                    message: Some(message.clone()),
+                    message: Some(queued),
+                    delivery_limit: self.delivery_limit,
                     _slot: slot,
                 };
                 return Some(Delivery::new(message, Box::new(settlement)));
@@ -174,19 +199,21 @@ struct InProcessSettlement {
     queue: Arc<Queue>,
     dead: Arc<Queue>,
     /// `Some` until settled; a drop while still `Some` puts the message back.
-    message: Option<ReceivedMessage>,
+    message: Option<Queued>,
+    delivery_limit: u32,
     _slot: OwnedSemaphorePermit,
 }
 
-fn redelivery(mut message: ReceivedMessage) -> ReceivedMessage {
+/// The message published again by a settlement: one more attempt, a fresh delivery-limit count.
+fn redelivery(mut message: ReceivedMessage) -> Queued {
     message.attempt = message.attempt.saturating_add(1);
-    message
+    Queued::fresh(message)
 }
 
 #[async_trait]
 impl Settlement for InProcessSettlement {
     async fn settle(mut self: Box<Self>, how: Settle) -> Result<(), BusError> {
-        let Some(message) = self.message.take() else { return Ok(()) };
+        let Some(Queued { message, .. }) = self.message.take() else { return Ok(()) };
         match how {
             Settle::Ack => {}
             Settle::Requeue => self.queue.push_front(redelivery(message)),
@@ -199,7 +226,7 @@ impl Settlement for InProcessSettlement {
             }
             Settle::DeadLetter(reason) => {
                 tracing::warn!(message_id = %message.message_id, %reason, "message dead-lettered");
-                self.dead.push_back(message);
+                self.dead.push_back(Queued::fresh(message));
             }
         }
         Ok(())
@@ -208,8 +235,15 @@ impl Settlement for InProcessSettlement {
 
 impl Drop for InProcessSettlement {
     fn drop(&mut self) {
-        if let Some(message) = self.message.take() {
-            self.queue.push_front(redelivery(message));
+        let Some(Queued { mut message, returns }) = self.message.take() else { return };
+        let returns = returns.saturating_add(1);
+        if returns > self.delivery_limit {
+            // Whatever it does kills its consumer: stop the loop, keep the message for a human.
+            tracing::warn!(message_id = %message.message_id, returns, "delivery limit reached; dead-lettered");
+            self.dead.push_back(Queued::fresh(message));
+        } else {
+            message.attempt = message.attempt.saturating_add(1);
+            self.queue.push_front(Queued { message, returns });
         }
     }
 }

@@ -10,6 +10,6 @@ pub mod port;
 
 pub use in_process::InProcessBus;
 pub use port::{
-    BusError, BusHealth, Delivery, MessageBus, OutgoingMessage, ReceivedMessage, Settle, Subscription,
-    dead_letter_queue,
+    BusError, BusHealth, DEFAULT_DELIVERY_LIMIT, Delivery, MessageBus, OutgoingMessage, ReceivedMessage,
+    Settle, Subscription, dead_letter_queue,
 };

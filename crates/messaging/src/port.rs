@@ -5,15 +5,22 @@
 //! - **Queues are work queues**: each message published to a queue is delivered to one of its
 //!   consumers (competing consumers), in roughly publication order.
 //! - **Publish is confirmed**: `publish` returns `Ok` only once the bus has the message durably (RabbitMQ
-//!   publisher confirms on a durable queue with persistent messages; SQS `SendMessage` success). A failed
+//!   publisher confirms on a durable queue with persistent messages, published `mandatory` so a message
+//!   that reached no queue is a failure; SQS `SendMessage` success). A failed
 //!   publish may or may not have been stored: publishers retry with the same `message_id`, consumers
 //!   deduplicate on it.
 //! - **At-least-once delivery with explicit settlement**: a delivery stays owned by its consumer until
 //!   it is settled with [`Delivery::settle`]. A delivery dropped unsettled (consumer crash, shutdown) is
 //!   delivered again. Consumers settle only after their work is durable, and must be idempotent.
+//! - **Delivery limit**: a message that comes back unsettled more than the bus's delivery limit times
+//!   (it crashes or hangs every consumer it reaches) is moved to the dead-letter queue instead of being
+//!   delivered again, so it is delivered at most `limit + 1` times. Settlements (`Requeue`,
+//!   `RetryAfter`) are deliberate and do not count: consumers cap those with `attempt`. The limit is
+//!   per bus ([`DEFAULT_DELIVERY_LIMIT`] unless configured).
 //! - **Settlements**: `Ack` removes the message; `Requeue` makes it available again at once;
-//!   `RetryAfter(d)` makes it available again no earlier than `d` later (RabbitMQ: per-message TTL on a
-//!   delay queue dead-lettering back; SQS: change visibility); `DeadLetter(reason)` moves it to the queue's
+//!   `RetryAfter(d)` makes it available again no earlier than `d` later, whatever the delays of other
+//!   messages (RabbitMQ: a delay queue per power-of-two bucket, so `d` is rounded up to at most twice
+//!   its length and capped at about 18 h; SQS: change visibility); `DeadLetter(reason)` moves it to the queue's
 //!   dead-letter queue ([`dead_letter_queue`]) and it is never delivered on the main queue again. Poison
 //!   messages (undecodable) are dead-lettered, never retried.
 //! - **Attempts**: [`ReceivedMessage::attempt`] is 1 on first delivery and grows with each redelivery,
@@ -27,6 +34,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+/// How many times a message may come back unsettled before it is dead-lettered, unless configured.
+pub const DEFAULT_DELIVERY_LIMIT: u32 = 10;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BusError {

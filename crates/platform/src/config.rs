@@ -460,6 +460,9 @@ pub struct RabbitMqSettings {
     pub url: crate::secret::Secret,
     /// Prefix of every queue name, so deployments can share a broker.
     pub prefix: String,
+    /// How many times a message may come back unsettled (its consumer crashed or hung up) before the
+    /// broker dead-letters it (`x-delivery-limit` of the quorum work queues).
+    pub delivery_limit: u32,
 }
 
 impl Default for RabbitMqSettings {
@@ -467,6 +470,7 @@ impl Default for RabbitMqSettings {
         Self {
             url: crate::secret::Secret::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: "galley.".to_owned(),
+            delivery_limit: 10,
         }
     }
 }

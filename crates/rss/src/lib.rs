@@ -6,7 +6,8 @@
 //! - [`model`]: `Job` (a fetch request's life: queued → fetching → done | failed) and `Entry`.
 //! - [`fetch`]: the `FeedFetcher` port: what fetching a feed yields and how it fails.
 //! - [`ports`]: job, entry and feed-state repositories, and the `FetchQueue` that hands jobs to workers.
-//! - [`requests`]: `FetchRequests`, the rss-api use cases (request a fetch, follow a job, read entries).
+//! - [`requests`]: `FetchRequests`, the rss-api use cases (request a fetch, follow a job, read entries,
+//!   sweep jobs left in limbo).
 //! - [`ingest`]: `FeedIngestion`, the worker use case (fetch, store idempotently, record the outcome).
 //! - [`error`]: `RssError`, what the use cases fail with.
 
@@ -22,4 +23,4 @@ pub use error::RssError;
 pub use feed_url::FeedUrl;
 pub use ingest::{FeedIngestion, IngestOutcome, RetryPolicy};
 pub use model::{Entry, EntryQuery, Job, JobId, JobStatus, NewEntry};
-pub use requests::FetchRequests;
+pub use requests::{FetchRequests, SweepPolicy, SweepReport};

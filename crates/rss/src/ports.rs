@@ -39,6 +39,24 @@ pub trait JobRepository: Send + Sync + std::fmt::Debug {
         outcome: &JobOutcome,
         now: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError>;
+    /// Jobs in `status` last updated before `before`, least recently updated first, at most `limit`:
+    /// what the sweeper looks at.
+    async fn list_stale(
+        &self,
+        status: JobStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError>;
+    /// Sets `updated_at = now` on the job if it is still in `status` and last updated at `seen`, and
+    /// says whether it did: the sweeper claims a stale job this way, so a job a worker moved on since
+    /// it was listed (or another sweeper claimed) is left alone.
+    async fn claim_stale(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError>;
     async fn ping(&self) -> Result<(), StoreError>;
 }
 

@@ -1,17 +1,52 @@
-//! `FetchRequests`: what rss-api does — accept a fetch request, follow its job, read entries, and
-//! record completions reported by workers.
+//! `FetchRequests`: what rss-api does — accept a fetch request, follow its job, read entries, record
+//! completions reported by workers, and sweep jobs left in limbo.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 
 use galley_kernel::{Clock, Page, UserId, Violation};
 
 use crate::error::RssError;
 use crate::feed_url::FeedUrl;
+use crate::fetch::FetchErrorCode;
 use crate::model::{Entry, EntryQuery, Job, JobId, JobStatus};
 use crate::ports::{EntryRepository, FetchQueue, InsertJob, JobOutcome, JobRepository};
 
 /// Longest accepted `Idempotency-Key`.
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// When [`FetchRequests::sweep`] steps in. A job can be left in limbo by a message the bus lost (the
+/// in-process bus stopping, a broker losing an unreplicated queue: the job stays `queued`) or by a
+/// worker that died mid-fetch on a message that was then dead-lettered (the job stays `fetching`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepPolicy {
+    /// A job `queued` and untouched this long is handed to the queue again. Longer than the longest
+    /// retry delay a worker asks for, or the sweeper would cut such waits short (a duplicate, harmless).
+    pub queued_after: Duration,
+    /// A job `fetching` and untouched this long is failed with `timeout`. Far longer than a fetch takes.
+    pub fetching_deadline: Duration,
+    /// Most jobs handled per state and sweep, so one sweep stays short.
+    pub batch: u32,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    /// `queued` jobs handed to the queue again.
+    pub requeued: u32,
+    /// `fetching` jobs failed for exceeding the deadline.
+    pub failed: u32,
+}
+
+/// `now - age`, saturating at the earliest representable time.
+fn before(now: DateTime<Utc>, age: Duration) -> DateTime<Utc> {
+    chrono::TimeDelta::from_std(age)
+        .ok()
+        .and_then(|age| now.checked_sub_signed(age))
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
 
 #[derive(Debug, Clone)]
 pub struct FetchRequests {
@@ -100,6 +135,44 @@ impl FetchRequests {
         self.jobs.finish(id, outcome, self.clock.now()).await?;
         Ok(())
     }
+
+    /// One pass of the sweeper: hands stale `queued` jobs to the queue again (same job, same message
+    /// id) and fails stale `fetching` jobs with `timeout`, so no job stays in limbo. Each job is
+    /// claimed first (see [`JobRepository::claim_stale`]), so several rss-api instances sweeping at
+    /// once, or a worker moving the job meanwhile, never double-handle it. A queue that is down stops
+    /// the hand-overs for this pass (the claimed job is tried again after `queued_after`).
+    pub async fn sweep(&self, policy: &SweepPolicy) -> Result<SweepReport, RssError> {
+        let now = self.clock.now();
+        let mut report = SweepReport::default();
+        let queued = self.jobs.list_stale(JobStatus::Queued, before(now, policy.queued_after), policy.batch);
+        for job in queued.await? {
+            if !self.jobs.claim_stale(job.id, JobStatus::Queued, job.updated_at, now).await? {
+                continue;
+            }
+            if let Err(error) = self.queue.enqueue(&job).await {
+                tracing::warn!(%error, job = %job.id, "sweeper could not hand a queued job over again");
+                break;
+            }
+            tracing::info!(job = %job.id, since = %job.updated_at, "sweeper handed a stale queued job over again");
+            report.requeued += 1;
+        }
+        let deadline = before(now, policy.fetching_deadline);
+        for job in self.jobs.list_stale(JobStatus::Fetching, deadline, policy.batch).await? {
+            if !self.jobs.claim_stale(job.id, JobStatus::Fetching, job.updated_at, now).await? {
+                continue;
+            }
+            let outcome = JobOutcome {
+                status: JobStatus::Failed,
+                inserted: job.inserted,
+                skipped: job.skipped,
+                error: Some(FetchErrorCode::Timeout.as_str().to_owned()),
+            };
+            self.jobs.finish(job.id, &outcome, now).await?;
+            tracing::warn!(job = %job.id, since = %job.updated_at, "sweeper failed a job stuck fetching");
+            report.failed += 1;
+        }
+        Ok(report)
+    }
 }
 
 #[cfg(test)]
@@ -142,11 +215,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_of_a_job_that_moved_on_returns_it_and_queues_nothing() {
-        let mut first = Job::queued(
-            FeedUrl::parse("https://example.com/feed").expect("url"),
-            alice(),
-            chrono::Utc::now(),
-        );
+        let mut first =
+            Job::queued(FeedUrl::parse("https://example.com/feed").expect("url"), alice(), Utc::now());
         first.status = JobStatus::Fetching;
         let existing = first.clone();
         let mut jobs = MockJobRepository::new();
@@ -187,11 +257,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_retry_of_a_still_queued_job_hands_the_same_job_over_again() {
-        let first = Job::queued(
-            FeedUrl::parse("https://example.com/feed").expect("url"),
-            alice(),
-            chrono::Utc::now(),
-        );
+        let first =
+            Job::queued(FeedUrl::parse("https://example.com/feed").expect("url"), alice(), Utc::now());
         let (existing, first_id) = (first.clone(), first.id);
         let mut jobs = MockJobRepository::new();
         jobs.expect_insert().returning(move |_, _| Ok(InsertJob::Existing(existing.clone())));
@@ -218,13 +285,95 @@ mod tests {
         assert!(matches!(bad_key, Err(RssError::Invalid(v)) if v.contains("Idempotency-Key", "too_long")));
     }
 
+    /// A clock the test moves by hand.
+    #[derive(Debug)]
+    struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+    impl Clock for ManualClock {
+        fn now(&self) -> DateTime<Utc> {
+            self.0.lock().map(|now| *now).unwrap_or_default()
+        }
+    }
+
+    const POLICY: SweepPolicy = SweepPolicy {
+        queued_after: Duration::from_secs(30 * 60),
+        fetching_deadline: Duration::from_secs(15 * 60),
+        batch: 100,
+    };
+
+    fn job_updated_at(status: JobStatus, at: DateTime<Utc>) -> Job {
+        let mut job = Job::queued(FeedUrl::parse("https://example.com/feed").expect("url"), alice(), at);
+        job.status = status;
+        job
+    }
+
+    fn sweeper(jobs: MockJobRepository, queue: MockFetchQueue, now: DateTime<Utc>) -> FetchRequests {
+        FetchRequests::new(
+            Arc::new(jobs),
+            Arc::new(MockEntryRepository::new()),
+            Arc::new(queue),
+            Arc::new(ManualClock(std::sync::Mutex::new(now))),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_hands_stale_queued_jobs_over_again_and_fails_stuck_fetches() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let lost = job_updated_at(JobStatus::Queued, now - chrono::Duration::minutes(31));
+        let stuck = job_updated_at(JobStatus::Fetching, now - chrono::Duration::minutes(16));
+        let (lost_id, stuck_id) = (lost.id, stuck.id);
+        let mut jobs = MockJobRepository::new();
+        jobs.expect_list_stale()
+            .withf(move |status, before, _| {
+                *status == JobStatus::Queued && *before == now - chrono::Duration::minutes(30)
+            })
+            .returning(move |_, _, _| Ok(vec![lost.clone()]));
+        jobs.expect_list_stale()
+            .withf(move |status, before, _| {
+                *status == JobStatus::Fetching && *before == now - chrono::Duration::minutes(15)
+            })
+            .returning(move |_, _, _| Ok(vec![stuck.clone()]));
+        jobs.expect_claim_stale().times(2).returning(move |_, _, _, claimed_at| Ok(claimed_at == now));
+        jobs.expect_finish()
+            .withf(move |id, outcome, _| {
+                *id == stuck_id
+                    && outcome.status == JobStatus::Failed
+                    && outcome.error.as_deref() == Some("timeout")
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(None));
+        let mut queue = MockFetchQueue::new();
+        queue.expect_enqueue().withf(move |job| job.id == lost_id).times(1).returning(|_| Ok(()));
+        let report = sweeper(jobs, queue, now).sweep(&POLICY).await.expect("swept");
+        assert_eq!(report, SweepReport { requeued: 1, failed: 1 });
+    }
+
+    #[tokio::test]
+    async fn the_sweeper_leaves_jobs_it_cannot_claim_alone() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let queued = job_updated_at(JobStatus::Queued, now - chrono::Duration::hours(2));
+        let fetching = job_updated_at(JobStatus::Fetching, now - chrono::Duration::hours(2));
+        let mut jobs = MockJobRepository::new();
+        jobs.expect_list_stale().returning(move |status, _, _| {
+            Ok(vec![if status == JobStatus::Queued { queued.clone() } else { fetching.clone() }])
+        });
+        // A worker (or another sweeper) moved both since they were listed.
+        jobs.expect_claim_stale().returning(|_, _, _, _| Ok(false));
+        jobs.expect_finish().never();
+        let mut queue = MockFetchQueue::new();
+        queue.expect_enqueue().never();
+        let report = sweeper(jobs, queue, now).sweep(&POLICY).await.expect("swept");
+        assert_eq!(report, SweepReport::default());
+    }
+
+    #[test]
+    fn an_enormous_age_saturates_instead_of_overflowing() {
+        assert_eq!(before(Utc::now(), Duration::MAX), DateTime::<Utc>::MIN_UTC);
+    }
+
     #[tokio::test]
     async fn jobs_are_private_to_their_requester() {
-        let job = Job::queued(
-            FeedUrl::parse("https://example.com/feed").expect("url"),
-            alice(),
-            chrono::Utc::now(),
-        );
+        let job = Job::queued(FeedUrl::parse("https://example.com/feed").expect("url"), alice(), Utc::now());
         let id = job.id;
         let mut jobs = MockJobRepository::new();
         jobs.expect_get().returning(move |_| Ok(Some(job.clone())));

@@ -152,8 +152,9 @@ pub fn shared_broker_url() -> String {
         .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
-/// A unique queue-name prefix on a shared broker, whose queues (each logical queue with its `.retry`
-/// and `.dead` companions) are deleted when the test ends, so the broker keeps nothing between runs.
+/// A unique queue-name prefix on a shared broker, whose queues (each logical queue with its delay
+/// buckets and `.dead` companion) are deleted when the test ends, so the broker keeps nothing between
+/// runs.
 #[derive(Debug)]
 pub struct QueuePrefix {
     pub url: String,
@@ -172,12 +173,21 @@ impl QueuePrefix {
     }
 }
 
+/// Suffixes of the broker queues behind one logical queue: kept in step with `galley-rabbitmq`'s
+/// naming (`.retry.<2^k>s` delay buckets for k in 0..=16; `.retry` from before ADR 0016).
+fn companion_suffixes() -> Vec<String> {
+    let buckets = (0..=16).map(|exponent: u32| format!(".retry.{}s", 1u64 << exponent));
+    ["", ".dead", ".retry"].map(str::to_owned).into_iter().chain(buckets).collect()
+}
+
 impl Drop for QueuePrefix {
     fn drop(&mut self) {
+        let suffixes = companion_suffixes();
+        let prefix = &self.prefix;
         let names: Vec<String> = self
             .queues
             .iter()
-            .flat_map(|queue| ["", ".retry", ".dead"].map(|suffix| format!("{}{queue}{suffix}", self.prefix)))
+            .flat_map(|queue| suffixes.iter().map(move |suffix| format!("{prefix}{queue}{suffix}")))
             .collect();
         let url = self.url.clone();
         // Drop is synchronous and may run inside a runtime: delete from a thread with its own runtime.
@@ -188,10 +198,14 @@ impl Drop for QueuePrefix {
             runtime.block_on(async move {
                 let properties = lapin::ConnectionProperties::default();
                 let Ok(connection) = lapin::Connection::connect(&url, properties).await else { return };
-                let Ok(channel) = connection.create_channel().await else { return };
+                let Ok(mut channel) = connection.create_channel().await else { return };
                 for name in names {
                     let options = lapin::options::QueueDeleteOptions::default();
-                    let _ = channel.queue_delete(name.as_str().into(), options).await;
+                    if channel.queue_delete(name.as_str().into(), options).await.is_err() {
+                        // A failed delete closes the channel: go on with a fresh one.
+                        let Ok(fresh) = connection.create_channel().await else { return };
+                        channel = fresh;
+                    }
                 }
                 let _ = connection.close(200, "cleanup done".into()).await;
             });

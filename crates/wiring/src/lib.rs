@@ -30,7 +30,7 @@ use galley_platform::secret::ExposeSecret as _;
 use galley_platform::{
     BusBackend, BusSettings, CacheBackend, CacheSettings, HealthCheck, StoreBackend, StoreSettings,
 };
-use galley_rabbitmq::RabbitMqBus;
+use galley_rabbitmq::{RabbitMqBus, RabbitMqOptions};
 use galley_recipes::RecipeRepository;
 use galley_redis::{RedisAttemptTracker, RedisCache, RedisConnection, RedisRevocationList};
 use galley_rss::ports::{EntryRepository, FeedStateRepository, JobRepository};
@@ -191,11 +191,17 @@ pub async fn open_bus(settings: &BusSettings) -> anyhow::Result<Arc<dyn MessageB
             tracing::warn!("bus.backend = in-process: only services in this process receive its messages");
             Arc::new(InProcessBus::new())
         }
-        BusBackend::Rabbitmq => Arc::new(
-            RabbitMqBus::connect(settings.rabbitmq.url.expose_secret(), &settings.rabbitmq.prefix)
-                .await
-                .context("connecting to RabbitMQ (bus.rabbitmq.url)")?,
-        ),
+        BusBackend::Rabbitmq => {
+            let options = RabbitMqOptions {
+                prefix: settings.rabbitmq.prefix.clone(),
+                delivery_limit: settings.rabbitmq.delivery_limit,
+            };
+            Arc::new(
+                RabbitMqBus::connect_with(settings.rabbitmq.url.expose_secret(), options)
+                    .await
+                    .context("connecting to RabbitMQ (bus.rabbitmq.url)")?,
+            )
+        }
     })
 }
 

@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 
 use crate::http::{self, RssState};
 use crate::queue::{BusFetchQueue, apply_replies};
-use crate::settings::Settings;
+use crate::settings::{Settings, SweepSettings};
+use crate::sweeper::run_sweeper;
 
 /// What rss-api contributes to a process.
 pub struct RssModule {
@@ -64,6 +65,11 @@ impl RssModule {
     pub fn spawn_reply_listener(&self, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
         tokio::spawn(apply_replies(Arc::clone(&self.bus), self.requests.clone(), shutdown))
     }
+
+    /// Sweeps jobs left in limbo in the background until `shutdown` (see [`run_sweeper`]).
+    pub fn spawn_sweeper(&self, settings: SweepSettings, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(run_sweeper(self.requests.clone(), settings, shutdown))
+    }
 }
 
 /// Messages of every service whose routes rss-api serves.
@@ -82,6 +88,7 @@ pub struct Application {
     http: HttpSettings,
     store: DocumentStore,
     module: RssModule,
+    sweep: SweepSettings,
 }
 
 impl Application {
@@ -129,19 +136,21 @@ impl Application {
         let listener = TcpListener::bind(settings.http.bind)
             .await
             .with_context(|| format!("binding {}", settings.http.bind))?;
-        Ok(Self { listener, router, http: settings.http, store, module })
+        Ok(Self { listener, router, http: settings.http, store, module, sweep: settings.rss.sweep })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves and applies replies until `shutdown`, then closes the store.
+    /// Serves, applies replies and sweeps jobs until `shutdown`, then closes the store.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let replies = self.module.spawn_reply_listener(shutdown.clone());
+        let sweeper = self.module.spawn_sweeper(self.sweep.clone(), shutdown.clone());
         let result =
             galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await;
         replies.abort();
+        sweeper.abort();
         self.store.close().await;
         result
     }

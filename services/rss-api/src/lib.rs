@@ -5,6 +5,8 @@
 //! - [`settings`]: configuration sections.
 //! - [`queue`]: `BusFetchQueue` (the `FetchQueue` port on the message bus) and the listener applying
 //!   workers' replies.
+//! - [`sweeper`]: the periodic job sweeper (stale `queued` jobs handed over again, stuck `fetching`
+//!   jobs failed).
 //! - [`http`]: handlers, models, `ApiError`, OpenAPI.
 //! - [`app`]: composition root: `RssModule` (for the all-in-one binary) and the standalone
 //!   `Application`.
@@ -13,6 +15,7 @@ pub mod app;
 pub mod http;
 pub mod queue;
 pub mod settings;
+pub mod sweeper;
 
 pub use app::{Application, RssModule};
 pub use settings::Settings;

@@ -1,11 +1,12 @@
 //! The message-bus side of rss-api: publishing fetch requests and applying workers' replies.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus};
-use galley_messaging::{MessageBus, OutgoingMessage, Settle};
+use galley_messaging::{BusError, MessageBus, OutgoingMessage, Settle, Subscription};
 use galley_platform::Shutdown;
 use galley_rss::model::{Job, JobStatus};
 use galley_rss::ports::{FetchQueue, JobOutcome, QueueError};
@@ -14,7 +15,8 @@ use galley_rss::{FetchRequests, RssError};
 use crate::{REPLIES_QUEUE, REQUESTS_QUEUE};
 
 /// `FetchQueue` on the bus: one `rss.fetch.requested.v1` message per job, replies requested on
-/// [`REPLIES_QUEUE`].
+/// [`REPLIES_QUEUE`]. The message id is the job id, so every hand-over of one job (a keyed retry, the
+/// sweeper's re-publish) is the same message to consumers that deduplicate on it.
 #[derive(Debug, Clone)]
 pub struct BusFetchQueue {
     bus: Arc<dyn MessageBus>,
@@ -30,7 +32,7 @@ impl BusFetchQueue {
 impl FetchQueue for BusFetchQueue {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
         let payload = FetchRequestedV1 {
-            message_id: galley_contracts::new_message_id(),
+            message_id: fetch_request_message_id(job),
             job_id: job.id.to_string(),
             url: job.url.as_str().to_owned(),
             requested_by: job.requested_by.as_str().to_owned(),
@@ -48,18 +50,70 @@ impl FetchQueue for BusFetchQueue {
     }
 }
 
+/// The message id of `job`'s fetch request: the job id (a UUID, as the envelope requires).
+fn fetch_request_message_id(job: &Job) -> String {
+    job.id.to_string()
+}
+
+/// First wait before subscribing again to the replies after the bus failed.
+const RESUBSCRIBE_MIN: Duration = Duration::from_millis(200);
+/// Longest wait between subscription attempts.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(10);
+
 /// Applies workers' replies to jobs until shutdown. The worker also records the outcome in the shared
 /// store itself; the reply makes rss-api correct even where the two do not share a store, and applying
 /// it twice is harmless (a final job never changes).
+///
+/// The listener outlives bus trouble: a failed subscribe (broker down at start-up) or a subscription
+/// that ends while the process is not shutting down is retried with a capped exponential backoff, so
+/// replies are never left unread for the life of the process.
 pub async fn apply_replies(bus: Arc<dyn MessageBus>, requests: FetchRequests, shutdown: Shutdown) {
-    let mut subscription = match bus.subscribe(REPLIES_QUEUE, 16).await {
-        Ok(subscription) => subscription,
-        Err(error) => return tracing::error!(%error, "cannot consume fetch replies"),
-    };
+    let mut backoff = RESUBSCRIBE_MIN;
+    loop {
+        let subscribed = tokio::select! {
+            subscribed = bus.subscribe(REPLIES_QUEUE, 16) => subscribed,
+            () = shutdown.wait() => return,
+        };
+        match subscribed {
+            Ok(mut subscription) => {
+                backoff = RESUBSCRIBE_MIN;
+                if consume_replies(subscription.as_mut(), &requests, &shutdown).await == Ended::Shutdown {
+                    return;
+                }
+                tracing::warn!("the fetch replies subscription ended; subscribing again");
+            }
+            // Closed by this process: it is shutting down.
+            Err(BusError::Closed) => return,
+            Err(error) => tracing::warn!(%error, ?backoff, "cannot consume fetch replies; retrying"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.wait() => return,
+        }
+        backoff = (backoff * 2).min(RESUBSCRIBE_MAX);
+    }
+}
+
+/// Why [`consume_replies`] returned.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Shutdown,
+    /// The subscription ended (the bus closed or lost it).
+    Subscription,
+}
+
+async fn consume_replies(
+    subscription: &mut dyn Subscription,
+    requests: &FetchRequests,
+    shutdown: &Shutdown,
+) -> Ended {
     loop {
         let delivery = tokio::select! {
-            delivery = subscription.next() => match delivery { Some(d) => d, None => return },
-            () = shutdown.wait() => return,
+            delivery = subscription.next() => match delivery {
+                Some(delivery) => delivery,
+                None => return Ended::Subscription,
+            },
+            () = shutdown.wait() => return Ended::Shutdown,
         };
         let settle = match decode_reply(&delivery.message.body) {
             Err(reason) => Settle::DeadLetter(reason),
@@ -67,7 +121,7 @@ pub async fn apply_replies(bus: Arc<dyn MessageBus>, requests: FetchRequests, sh
                 Ok(()) => Settle::Ack,
                 Err(RssError::Unavailable(error) | RssError::Internal(error)) => {
                     tracing::warn!(%error, "could not apply a fetch reply; will retry");
-                    Settle::RetryAfter(std::time::Duration::from_secs(5))
+                    Settle::RetryAfter(Duration::from_secs(5))
                 }
                 Err(error) => Settle::DeadLetter(error.to_string()),
             },
@@ -89,4 +143,131 @@ fn decode_reply(body: &[u8]) -> Result<(galley_rss::JobId, JobOutcome), String> 
         FetchStatus::Failed => JobStatus::Failed,
     };
     Ok((job_id, JobOutcome { status, inserted: reply.inserted, skipped: reply.skipped, error: reply.error }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use galley_contracts::Envelope;
+    use galley_kernel::{SystemClock, UserId};
+    use galley_messaging::InProcessBus;
+    use galley_rss::FeedUrl;
+    use galley_wiring::DocumentStore;
+
+    use super::*;
+
+    fn job() -> Job {
+        let url = FeedUrl::parse("https://example.com/feed").expect("url");
+        Job::queued(url, UserId::new("alice"), chrono::Utc::now())
+    }
+
+    async fn next_message(subscription: &mut Box<dyn Subscription>) -> galley_messaging::Delivery {
+        tokio::time::timeout(Duration::from_secs(5), subscription.next())
+            .await
+            .expect("in time")
+            .expect("open")
+    }
+
+    #[tokio::test]
+    async fn a_job_handed_over_twice_is_one_message_id() {
+        let bus = Arc::new(InProcessBus::new());
+        let queue = BusFetchQueue::new(bus.clone());
+        let job = job();
+        queue.enqueue(&job).await.expect("first hand-over");
+        queue.enqueue(&job).await.expect("second hand-over");
+        let mut requests = bus.subscribe(REQUESTS_QUEUE, 2).await.expect("subscribe");
+        let (first, second) = (next_message(&mut requests).await, next_message(&mut requests).await);
+        assert_eq!(first.message.message_id, second.message.message_id);
+        assert_eq!(first.message.message_id, job.id.to_string());
+        let envelope = galley_contracts::decode(&second.message.body).expect("envelope");
+        assert_eq!(envelope.message_id, job.id.to_string(), "the envelope carries the same id");
+    }
+
+    /// A bus whose first subscribe fails and whose second subscription ends at once, as a broker
+    /// outage at start-up then a lost channel look to the listener.
+    #[derive(Debug)]
+    struct FlakyBus {
+        inner: InProcessBus,
+        subscribes: AtomicU32,
+    }
+
+    struct EndedSubscription;
+
+    #[async_trait]
+    impl Subscription for EndedSubscription {
+        async fn next(&mut self) -> Option<galley_messaging::Delivery> {
+            None
+        }
+    }
+
+    #[async_trait]
+    impl MessageBus for FlakyBus {
+        async fn publish(&self, queue: &str, message: OutgoingMessage) -> Result<(), BusError> {
+            self.inner.publish(queue, message).await
+        }
+
+        async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Subscription>, BusError> {
+            match self.subscribes.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(BusError::Unavailable("broker starting".into())),
+                1 => Ok(Box::new(EndedSubscription)),
+                _ => self.inner.subscribe(queue, prefetch).await,
+            }
+        }
+
+        async fn ping(&self) -> Result<(), BusError> {
+            self.inner.ping().await
+        }
+    }
+
+    #[tokio::test]
+    async fn the_reply_listener_subscribes_again_after_bus_errors() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut settings = galley_platform::StoreSettings::default();
+        settings.embedded.path = dir.path().join("galley.db");
+        let store = DocumentStore::open(&settings).await.expect("store");
+        let bus = Arc::new(FlakyBus { inner: InProcessBus::new(), subscribes: AtomicU32::new(0) });
+        let requests = FetchRequests::new(
+            Arc::clone(&store.jobs),
+            Arc::clone(&store.entries),
+            Arc::new(BusFetchQueue::new(bus.clone())),
+            Arc::new(SystemClock),
+        );
+        let job = job();
+        store.jobs.insert(&job, None).await.expect("job stored");
+        let shutdown = Shutdown::new();
+        let listener = tokio::spawn(apply_replies(bus.clone(), requests, shutdown.clone()));
+
+        let reply = FetchCompletedV1 {
+            job_id: job.id.to_string(),
+            status: FetchStatus::Done,
+            inserted: 2,
+            skipped: 0,
+            error: None,
+        };
+        let envelope = Envelope::new(galley_contracts::new_message_id(), job.id.to_string(), None, reply);
+        let body = galley_contracts::encode(&envelope).expect("encoded");
+        let message = OutgoingMessage {
+            message_id: envelope.message_id.clone(),
+            correlation_id: Some(job.id.to_string()),
+            reply_to: None,
+            body: Bytes::from(body),
+        };
+        bus.publish(REPLIES_QUEUE, message).await.expect("reply published");
+
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let stored = store.jobs.get(job.id).await.expect("read").expect("job");
+            if stored.status == JobStatus::Done {
+                assert_eq!(stored.inserted, 2);
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the reply was never applied");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(bus.subscribes.load(Ordering::SeqCst) >= 3);
+        shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(5), listener).await.expect("stops").expect("task");
+        store.close().await;
+    }
 }

@@ -1,9 +1,13 @@
 //! rss-api configuration (defaults → `config/*.toml` → `GALLEY__SECTION__KEY`).
 
+use std::time::Duration;
+
+use galley_platform::config::duration_secs;
 use galley_platform::{
     BusSettings, CacheSettings, Environment, HttpSettings, LimitsSettings, Secret, StoreSettings,
     TelemetrySettings,
 };
+use galley_rss::SweepPolicy;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -19,6 +23,53 @@ pub struct Settings {
     pub identity: IdentitySettings,
     /// Per-client throttle of `POST /rss/fetch` (`limits.fetch`).
     pub limits: LimitsSettings,
+    pub rss: RssSettings,
+}
+
+/// `[rss]`
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct RssSettings {
+    pub sweep: SweepSettings,
+}
+
+/// `[rss.sweep]`: the sweeper that keeps jobs out of limbo (see `FetchRequests::sweep`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SweepSettings {
+    /// Seconds between sweeps; 0 turns the sweeper off.
+    #[serde(with = "duration_secs")]
+    pub interval: Duration,
+    /// Seconds a job may stay `queued` untouched before it is handed to the queue again. Keep it above
+    /// the longest retry delay of the workers (four times `retry.max_delay`: 20 min by default).
+    #[serde(with = "duration_secs")]
+    pub queued_after: Duration,
+    /// Seconds a job may stay `fetching` untouched before it is failed with `timeout`.
+    #[serde(with = "duration_secs")]
+    pub fetching_deadline: Duration,
+}
+
+impl Default for SweepSettings {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(60),
+            queued_after: Duration::from_secs(30 * 60),
+            fetching_deadline: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+impl SweepSettings {
+    /// Jobs handled per state and sweep.
+    const BATCH: u32 = 100;
+
+    pub fn policy(&self) -> SweepPolicy {
+        SweepPolicy {
+            queued_after: self.queued_after,
+            fetching_deadline: self.fetching_deadline,
+            batch: Self::BATCH,
+        }
+    }
 }
 
 /// `[identity]`, as a token verifier: rss-api issues no tokens, it checks those of the issuer.

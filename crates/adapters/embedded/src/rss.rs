@@ -169,6 +169,44 @@ impl JobRepository for SqliteJobRepository {
         self.get(id).await
     }
 
+    async fn list_stale(
+        &self,
+        status: JobStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM rss_jobs WHERE status = ? AND updated_us < ?
+             ORDER BY updated_us, id LIMIT ?"
+        ))
+        .bind(status.as_str())
+        .bind(to_us(before))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(store_error)?;
+        rows.iter().map(decode_job).collect()
+    }
+
+    async fn claim_stale(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed =
+            sqlx::query("UPDATE rss_jobs SET updated_us = ? WHERE id = ? AND status = ? AND updated_us = ?")
+                .bind(to_us(now))
+                .bind(id.to_string())
+                .bind(status.as_str())
+                .bind(to_us(seen))
+                .execute(&self.pool)
+                .await
+                .map_err(store_error)?;
+        Ok(claimed.rows_affected() == 1)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(store_error)?;
         Ok(())

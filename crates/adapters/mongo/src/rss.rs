@@ -165,6 +165,44 @@ impl JobRepository for MongoJobRepository {
         self.get(id).await
     }
 
+    async fn list_stale(
+        &self,
+        status: JobStatus,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<Job>, StoreError> {
+        let options =
+            FindOptions::builder().sort(doc! { "updated_us": 1, "_id": 1 }).limit(i64::from(limit)).build();
+        let docs: Vec<JobDoc> = self
+            .jobs
+            .find(doc! { "status": status.as_str(), "updated_us": { "$lt": micros(before) } })
+            .with_options(options)
+            .await
+            .map_err(translate)?
+            .try_collect()
+            .await
+            .map_err(translate)?;
+        docs.into_iter().map(JobDoc::into_job).collect()
+    }
+
+    async fn claim_stale(
+        &self,
+        id: JobId,
+        status: JobStatus,
+        seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let claimed = self
+            .jobs
+            .update_one(
+                doc! { "_id": id.to_string(), "status": status.as_str(), "updated_us": micros(seen) },
+                doc! { "$set": { "updated_us": micros(now) } },
+            )
+            .await
+            .map_err(translate)?;
+        Ok(claimed.modified_count == 1)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         crate::store::ping(self.jobs.client()).await
     }

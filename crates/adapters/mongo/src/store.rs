@@ -68,15 +68,19 @@ impl MongoStore {
             ),
             (
                 "rss_jobs",
-                vec![index(
-                    doc! { "requested_by": 1, "idempotency_key": 1 },
-                    Some(
-                        IndexOptions::builder()
-                            .unique(true)
-                            .partial_filter_expression(doc! { "idempotency_key": { "$type": "string" } })
-                            .build(),
+                vec![
+                    index(
+                        doc! { "requested_by": 1, "idempotency_key": 1 },
+                        Some(
+                            IndexOptions::builder()
+                                .unique(true)
+                                .partial_filter_expression(doc! { "idempotency_key": { "$type": "string" } })
+                                .build(),
+                        ),
                     ),
-                )],
+                    // The sweeper's query (`list_stale`).
+                    index(doc! { "status": 1, "updated_us": 1 }, None),
+                ],
             ),
             (
                 "rss_entries",

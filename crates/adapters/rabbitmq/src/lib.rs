@@ -3,18 +3,26 @@
 //!
 //! # How each port rule maps onto AMQP
 //!
-//! - **Work queues**: every logical queue `q` is a durable classic queue `<prefix>q` on the default
+//! - **Work queues**: every logical queue `q` is a durable **quorum** queue `<prefix>q` on the default
 //!   exchange (routing key = queue name). Consumers on the same queue compete; the broker hands each
 //!   message to one of them.
+//! - **Delivery limit**: the work queue has `x-delivery-limit` ([`RabbitMqOptions::delivery_limit`]) and
+//!   dead-letters, at least once, into `<prefix>q.dead`: a message returned unsettled more often than
+//!   the limit (its consumer keeps crashing) stops looping. Quorum queues count those returns in
+//!   `x-delivery-count`.
 //! - **Topology**: declared idempotently on first use of `q` (publish or subscribe) on the current
-//!   connection: the work queue `<prefix>q`, its dead-letter queue `<prefix>q.dead`
-//!   ([`galley_messaging::dead_letter_queue`]) and its delay queue `<prefix>q.retry`, which has
-//!   `x-dead-letter-exchange=""` and `x-dead-letter-routing-key=<prefix>q` so expired messages go back
-//!   to the work queue. The `prefix` (default [`DEFAULT_PREFIX`]) namespaces a deployment, or a test.
-//! - **Confirmed publish**: messages are persistent (`delivery_mode` 2) on durable queues, published on
-//!   a channel in confirm mode (`confirm.select`); `publish` returns only after the broker's `basic.ack`.
-//!   A `basic.nack`, a lost connection or a timeout is [`BusError::Unavailable`]: the message may or may
-//!   not be stored and the caller retries with the same `message_id`.
+//!   connection: the dead-letter queue `<prefix>q.dead` ([`galley_messaging::dead_letter_queue`],
+//!   classic) and the work queue; each delay bucket `<prefix>q.retry.<2^k>s` (classic, queue-level
+//!   `x-message-ttl`, dead-lettering back to the work queue) on its first use. A classic work queue
+//!   left by an older version makes the declaration fail with `PRECONDITION_FAILED`, reported with the
+//!   queue name (see ADR 0016 for the migration). The `prefix` (default [`DEFAULT_PREFIX`])
+//!   namespaces a deployment, or a test.
+//! - **Confirmed, mandatory publish**: messages are persistent (`delivery_mode` 2) on durable queues,
+//!   published `mandatory` on a channel in confirm mode (`confirm.select`); `publish` returns only after
+//!   the broker's `basic.ack` for a message it routed. A returned message (no such queue), a
+//!   `basic.nack`, a lost connection or a timeout is [`BusError::Unavailable`]: the message may or may
+//!   not be stored and the caller retries with the same `message_id`. A return also makes the adapter
+//!   declare that queue again on the next publish.
 //! - **Attributes**: `message_id`, `correlation_id` and `reply_to` travel as the AMQP properties of the
 //!   same names; the attempt number travels in the `x-attempt` header.
 //! - **At-least-once, explicit settlement**: consumers use manual acknowledgement. A [`Delivery`] dropped
@@ -23,8 +31,9 @@
 //! - **Settlements**: `Ack` is `basic.ack`. `Requeue` republishes the message to the work queue with
 //!   `x-attempt + 1` (confirmed) and then acks the original, so the attempt count is exact (a plain
 //!   `basic.reject(requeue)` would only expose the boolean `redelivered` flag). `RetryAfter(d)`
-//!   publishes to the delay queue with per-message `expiration = d` in milliseconds and `x-attempt + 1`,
-//!   then acks; RabbitMQ dead-letters the expired message back onto the work queue. `DeadLetter(reason)`
+//!   publishes to the delay bucket of `d` ([`delay_bucket`]: rounded up to a power of two seconds)
+//!   with `x-attempt + 1`, then acks; the bucket's TTL dead-letters it back onto the work queue. One
+//!   TTL per bucket queue means no long delay ever holds back a shorter one. `DeadLetter(reason)`
 //!   publishes to `<prefix>q.dead` with an `x-death-reason` header, then acks. Republishing first and
 //!   acking second keeps the message safe if the process dies in between (at worst it is duplicated,
 //!   which consumers tolerate by deduplicating on `message_id`).
@@ -39,8 +48,8 @@
 //! - **Reconnection**: one connection, shared behind a mutex, and one confirm-mode publishing channel on
 //!   it. When the connection is found closed it is reopened with exponential backoff (100 ms doubling to
 //!   5 s, a bounded number of tries) and the topology is declared again. A subscription whose channel or
-//!   consumer ends (broker restart, queue deleted) subscribes again with the same backoff; its unsettled
-//!   deliveries were requeued by the broker.
+//!   consumer ends (broker restart, queue deleted) subscribes again with the same backoff, declaring
+//!   its queue again if the broker lost it; its unsettled deliveries were requeued by the broker.
 //! - **Closing**: [`RabbitMqBus::close`] closes the connection; every subscription's `next` then returns
 //!   `None` and publishing fails with [`BusError::Closed`].
 
@@ -69,8 +78,13 @@ pub const DEFAULT_PREFIX: &str = "galley.";
 pub const ATTEMPT_HEADER: &str = "x-attempt";
 /// Header carrying why a message was dead-lettered.
 pub const DEATH_REASON_HEADER: &str = "x-death-reason";
-/// Suffix of a queue's delay queue.
+/// Stem of a queue's delay-bucket queues: `<prefix>q.retry.<seconds>s`.
 const RETRY_SUFFIX: &str = ".retry";
+/// The longest delay bucket is `2^MAX_BUCKET_EXPONENT` seconds (65 536 s, about 18 h).
+pub const MAX_BUCKET_EXPONENT: u32 = 16;
+/// How many times a work-queue message may come back unsettled before the broker dead-letters it,
+/// unless configured otherwise (see the crate docs, "Delivery limit").
+pub const DEFAULT_DELIVERY_LIMIT: u32 = galley_messaging::DEFAULT_DELIVERY_LIMIT;
 
 /// Persistent delivery mode: the broker writes the message to disk on a durable queue.
 const PERSISTENT: u8 = 2;
@@ -111,8 +125,10 @@ struct Inner {
     /// May contain credentials: never logged nor shown by `Debug`.
     url: String,
     prefix: String,
+    delivery_limit: u32,
     link: tokio::sync::Mutex<Link>,
-    /// Logical queues whose topology is declared on the current connection (cleared on reconnect).
+    /// Broker queues declared on the current connection (cleared on reconnect, and for a queue the
+    /// broker turned out not to have).
     topology: Mutex<HashSet<String>>,
     /// Every broker queue name this bus ever declared, for cleanup in tests and tooling.
     declared: Mutex<BTreeSet<String>>,
@@ -130,20 +146,44 @@ impl std::fmt::Debug for RabbitMqBus {
         // The URL is left out on purpose: it usually carries the password.
         f.debug_struct("RabbitMqBus")
             .field("prefix", &self.inner.prefix)
+            .field("delivery_limit", &self.inner.delivery_limit)
             .field("closed", &*self.inner.closed.borrow())
             .finish_non_exhaustive()
     }
 }
 
+/// How a [`RabbitMqBus`] names and shapes its queues.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RabbitMqOptions {
+    /// Prefix of every broker queue name ([`DEFAULT_PREFIX`] by default).
+    pub prefix: String,
+    /// `x-delivery-limit` of the work queues ([`DEFAULT_DELIVERY_LIMIT`] by default).
+    pub delivery_limit: u32,
+}
+
+impl Default for RabbitMqOptions {
+    fn default() -> Self {
+        Self { prefix: DEFAULT_PREFIX.to_owned(), delivery_limit: DEFAULT_DELIVERY_LIMIT }
+    }
+}
+
 impl RabbitMqBus {
-    /// Connects to `url` (`amqp://user:password@host:5672/%2f`) with queue names prefixed by `prefix`.
-    /// Fails fast (one try) when the broker is unreachable now; later outages are healed on use.
+    /// Connects to `url` (`amqp://user:password@host:5672/%2f`) with queue names prefixed by `prefix`
+    /// and the default delivery limit. Fails fast (one try) when the broker is unreachable now; later
+    /// outages are healed on use.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, BusError> {
+        let options = RabbitMqOptions { prefix: prefix.to_owned(), ..RabbitMqOptions::default() };
+        Self::connect_with(url, options).await
+    }
+
+    /// As [`RabbitMqBus::connect`], with every option given.
+    pub async fn connect_with(url: &str, options: RabbitMqOptions) -> Result<Self, BusError> {
         let connection = open_connection(url).await.map_err(BusError::Unavailable)?;
         let (closed, _) = watch::channel(false);
         let inner = Inner {
             url: url.to_owned(),
-            prefix: prefix.to_owned(),
+            prefix: options.prefix,
+            delivery_limit: options.delivery_limit,
             link: tokio::sync::Mutex::new(Link { connection: Some(connection), publisher: None }),
             topology: Mutex::new(HashSet::new()),
             declared: Mutex::new(BTreeSet::new()),
@@ -203,8 +243,9 @@ impl Inner {
         format!("{}{queue}", self.prefix)
     }
 
-    fn retry_queue(&self, queue: &str) -> String {
-        format!("{}{queue}{RETRY_SUFFIX}", self.prefix)
+    /// The delay queue of `queue` whose messages all wait `bucket`.
+    fn bucket_queue(&self, queue: &str, bucket: Duration) -> String {
+        format!("{}{queue}{RETRY_SUFFIX}.{}s", self.prefix, bucket.as_secs())
     }
 
     fn dead_queue(&self, queue: &str) -> String {
@@ -280,59 +321,96 @@ impl Inner {
         }
     }
 
-    /// Declares the work, dead-letter and delay queues of `queue`, once per connection.
-    async fn ensure_topology(&self, channel: &Channel, queue: &str) -> Result<(), String> {
-        if self.topology.lock().map(|t| t.contains(queue)).unwrap_or(false) {
+    /// Declares the broker queue `name` with `arguments`, once per connection.
+    async fn declare(&self, channel: &Channel, name: &str, arguments: FieldTable) -> Result<(), String> {
+        if self.topology.lock().map(|t| t.contains(name)).unwrap_or(false) {
             return Ok(());
         }
-        let work = self.work_queue(queue);
-        let dead = self.dead_queue(queue);
-        let retry = self.retry_queue(queue);
-        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
-        // Remember the names before declaring, so a half-declared topology is still cleaned up.
+        // Remember the name before declaring, so a half-declared topology is still cleaned up.
         if let Ok(mut declared) = self.declared.lock() {
-            declared.extend([work.clone(), dead.clone(), retry.clone()]);
+            declared.insert(name.to_owned());
         }
-        for name in [&work, &dead] {
-            bounded(
-                "queue.declare",
-                channel.queue_declare(name.as_str().into(), durable, FieldTable::default()),
-            )
-            .await?;
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        match bounded("queue.declare", channel.queue_declare(name.into(), durable, arguments)).await {
+            Ok(_) => {}
+            Err(error) if error.contains("PRECONDITION_FAILED") => {
+                return Err(format!(
+                    "queue {name} exists with other arguments ({error}); a classic queue from before quorum \
+                     queues must be drained and deleted, or another bus.rabbitmq.prefix used (see the README)"
+                ));
+            }
+            Err(error) => return Err(error),
         }
-        let mut retry_arguments = FieldTable::default();
-        retry_arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
-        retry_arguments
-            .insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(work.as_str().into()));
-        bounded("queue.declare", channel.queue_declare(retry.as_str().into(), durable, retry_arguments))
-            .await?;
         if let Ok(mut topology) = self.topology.lock() {
-            topology.insert(queue.to_owned());
+            topology.insert(name.to_owned());
         }
         Ok(())
     }
 
-    /// Publishes `body` to the broker queue `routing_key` (part of `queue`'s topology) and waits for
-    /// the publisher confirm. Channel-level failures are retried on a fresh channel a few times: a
-    /// duplicate is allowed by the port, a silent loss is not.
+    /// Forgets that `name` is declared, so the next use declares it again (the broker lost it).
+    fn forget(&self, name: &str) {
+        if let Ok(mut topology) = self.topology.lock() {
+            topology.remove(name);
+        }
+    }
+
+    /// Forgets the work and dead-letter queues of `queue` (a consumer on it was cancelled).
+    fn forget_queue(&self, queue: &str) {
+        self.forget(&self.work_queue(queue));
+        self.forget(&self.dead_queue(queue));
+    }
+
+    /// Declares the dead-letter queue and the quorum work queue of `queue`, once per connection.
+    async fn ensure_topology(&self, channel: &Channel, queue: &str) -> Result<(), String> {
+        let work = self.work_queue(queue);
+        let dead = self.dead_queue(queue);
+        // The dead-letter queue first: the work queue dead-letters into it.
+        self.declare(channel, &dead, FieldTable::default()).await?;
+        self.declare(channel, &work, work_queue_arguments(&dead, self.delivery_limit)).await
+    }
+
+    /// Declares the delay queue of `queue` for `bucket`, once per connection.
+    async fn ensure_bucket(&self, channel: &Channel, queue: &str, bucket: Duration) -> Result<(), String> {
+        let name = self.bucket_queue(queue, bucket);
+        self.declare(channel, &name, bucket_arguments(&self.work_queue(queue), bucket)).await
+    }
+
+    fn routing_key(&self, queue: &str, destination: Destination) -> String {
+        match destination {
+            Destination::Work => self.work_queue(queue),
+            Destination::Dead => self.dead_queue(queue),
+            Destination::Delay(bucket) => self.bucket_queue(queue, bucket),
+        }
+    }
+
+    /// Publishes `body` to `destination` within `queue`'s topology and waits for the publisher
+    /// confirm. Publishes are `mandatory`: a message the broker cannot route (the queue was deleted
+    /// behind our back) is returned, which is a failure, and the queue is declared again on the next
+    /// try. Channel-level failures are retried on a fresh channel a few times: a duplicate is allowed
+    /// by the port, a silent loss is not.
     async fn publish_confirmed(
         &self,
         queue: &str,
-        routing_key: &str,
+        destination: Destination,
         body: &[u8],
         properties: BasicProperties,
     ) -> Result<(), BusError> {
+        let routing_key = self.routing_key(queue, destination);
+        let routing_key = routing_key.as_str();
         let mut last_error = String::new();
         for attempt in 1..=PUBLISH_ATTEMPTS {
             let channel = self.channel(ChannelKind::Publisher).await?;
             let result = async {
                 self.ensure_topology(&channel, queue).await?;
+                if let Destination::Delay(bucket) = destination {
+                    self.ensure_bucket(&channel, queue, bucket).await?;
+                }
                 let confirm = bounded(
                     "basic.publish",
                     channel.basic_publish(
                         "".into(),
                         routing_key.into(),
-                        BasicPublishOptions::default(),
+                        BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() },
                         body,
                         properties.clone(),
                     ),
@@ -342,7 +420,15 @@ impl Inner {
             }
             .await;
             match result {
-                Ok(Confirmation::Ack(_)) => return Ok(()),
+                Ok(Confirmation::Ack(None)) => return Ok(()),
+                Ok(Confirmation::Ack(Some(returned))) => {
+                    // Routed nowhere, so stored nowhere: not a success whatever the ack says.
+                    self.forget(routing_key);
+                    return Err(BusError::Unavailable(format!(
+                        "the broker returned the message to {routing_key} as unroutable ({} {})",
+                        returned.reply_code, returned.reply_text
+                    )));
+                }
                 // The broker refused to take responsibility for the message: the caller decides.
                 Ok(Confirmation::Nack(_)) => {
                     return Err(BusError::Unavailable(format!("broker nacked the message to {routing_key}")));
@@ -361,6 +447,53 @@ impl Inner {
         }
         Err(BusError::Unavailable(last_error))
     }
+}
+
+/// Where a publish goes within a logical queue's topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    Work,
+    Dead,
+    /// The delay queue of this bucket (see [`delay_bucket`]).
+    Delay(Duration),
+}
+
+/// The delay bucket a `RetryAfter(delay)` waits in: the shortest `2^k` seconds not shorter than
+/// `delay` (so never early, at most twice as long), capped at `2^MAX_BUCKET_EXPONENT` seconds. `None`
+/// for no delay at all.
+pub fn delay_bucket(delay: Duration) -> Option<Duration> {
+    if delay.is_zero() {
+        return None;
+    }
+    let exponent = (0..=MAX_BUCKET_EXPONENT)
+        .find(|exponent| Duration::from_secs(1 << exponent) >= delay)
+        .unwrap_or(MAX_BUCKET_EXPONENT);
+    Some(Duration::from_secs(1 << exponent))
+}
+
+/// A quorum work queue that dead-letters (at least once) into `dead` after `delivery_limit` returns.
+fn work_queue_arguments(dead: &str, delivery_limit: u32) -> FieldTable {
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    arguments.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(delivery_limit)));
+    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(dead.into()));
+    // At-least-once dead-lettering keeps a message until the dead-letter queue confirms it; RabbitMQ
+    // requires `reject-publish` overflow for it.
+    arguments.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
+    arguments.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+    arguments
+}
+
+/// A classic delay queue whose every message waits `bucket` then goes back to `work`. One TTL per
+/// queue means the head always expires first, so no long delay holds back a shorter one.
+fn bucket_arguments(work: &str, bucket: Duration) -> FieldTable {
+    let millis = i64::try_from(bucket.as_millis()).unwrap_or(i64::MAX);
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-message-ttl".into(), AMQPValue::LongLongInt(millis));
+    arguments.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+    arguments.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(work.into()));
+    arguments
 }
 
 /// AMQP properties of a (re)published message; `headers` carries `x-attempt` and friends.
@@ -440,8 +573,7 @@ impl MessageBus for RabbitMqBus {
             message.reply_to.as_deref(),
             attempt_headers(1),
         );
-        let routing_key = self.inner.work_queue(queue);
-        self.inner.publish_confirmed(queue, &routing_key, &message.body, properties).await
+        self.inner.publish_confirmed(queue, Destination::Work, &message.body, properties).await
     }
 
     async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Subscription>, BusError> {
@@ -516,7 +648,11 @@ async fn start_consumer(
         ),
     )
     .await
-    .map_err(unavailable)?;
+    .map_err(|error| {
+        // Most often the queue is gone (404): declare it again on the next try.
+        bus.forget_queue(&queue);
+        unavailable(error)
+    })?;
     Ok((channel, consumer))
 }
 
@@ -596,7 +732,9 @@ impl Subscription for RabbitMqSubscription {
                     self.lose_channel();
                 }
                 None => {
+                    // The broker cancels a consumer whose queue was deleted: declare it again.
                     tracing::warn!(queue = %self.queue, "consumer cancelled; re-subscribing");
+                    self.bus.forget_queue(&self.queue);
                     self.lose_channel();
                 }
             }
@@ -615,24 +753,17 @@ struct RabbitMqSettlement {
 }
 
 impl RabbitMqSettlement {
-    /// Republishes the message (confirmed) to `routing_key` with the given headers and expiration.
-    async fn republish(
-        &self,
-        routing_key: &str,
-        headers: FieldTable,
-        expiration: Option<Duration>,
-    ) -> Result<(), BusError> {
+    /// Republishes the message (confirmed) to `destination` with the given headers; the message id
+    /// and the other properties stay as they were.
+    async fn republish(&self, destination: Destination, headers: FieldTable) -> Result<(), BusError> {
         let message = &self.message;
-        let mut properties = properties(
+        let properties = properties(
             &message.message_id,
             message.correlation_id.as_deref(),
             message.reply_to.as_deref(),
             headers,
         );
-        if let Some(delay) = expiration {
-            properties = properties.with_expiration(delay.as_millis().to_string().into());
-        }
-        self.bus.publish_confirmed(&self.queue, routing_key, &message.body, properties).await
+        self.bus.publish_confirmed(&self.queue, destination, &message.body, properties).await
     }
 
     async fn ack(&mut self) -> Result<(), BusError> {
@@ -651,19 +782,20 @@ impl Settlement for RabbitMqSettlement {
         match how {
             Settle::Ack => {}
             Settle::Requeue => {
-                let work = self.bus.work_queue(&self.queue);
-                self.republish(&work, attempt_headers(next_attempt), None).await?;
+                self.republish(Destination::Work, attempt_headers(next_attempt)).await?;
             }
             Settle::RetryAfter(delay) => {
-                let retry = self.bus.retry_queue(&self.queue);
-                self.republish(&retry, attempt_headers(next_attempt), Some(delay)).await?;
+                let destination = delay_bucket(delay).map_or(Destination::Work, Destination::Delay);
+                if delay > Duration::from_secs(1 << MAX_BUCKET_EXPONENT) {
+                    tracing::warn!(?delay, "retry delay longer than the longest delay bucket; shortened");
+                }
+                self.republish(destination, attempt_headers(next_attempt)).await?;
             }
             Settle::DeadLetter(reason) => {
                 tracing::warn!(message_id = %self.message.message_id, %reason, "message dead-lettered");
                 let mut headers = attempt_headers(self.message.attempt);
                 headers.insert(DEATH_REASON_HEADER.into(), AMQPValue::LongString(reason.as_str().into()));
-                let dead = self.bus.dead_queue(&self.queue);
-                self.republish(&dead, headers, None).await?;
+                self.republish(Destination::Dead, headers).await?;
             }
         }
         self.ack().await
@@ -700,5 +832,27 @@ mod tests {
         let mut quorum = attempt_headers(2);
         quorum.insert("x-delivery-count".into(), AMQPValue::LongInt(2));
         assert_eq!(attempt_of(&BasicProperties::default().with_headers(quorum), true), 4);
+    }
+
+    #[test]
+    fn delays_round_up_to_a_power_of_two_seconds_and_are_capped() {
+        let secs = Duration::from_secs;
+        assert_eq!(delay_bucket(Duration::ZERO), None);
+        assert_eq!(delay_bucket(Duration::from_millis(1)), Some(secs(1)));
+        assert_eq!(delay_bucket(Duration::from_millis(800)), Some(secs(1)));
+        assert_eq!(delay_bucket(secs(2)), Some(secs(2)));
+        assert_eq!(delay_bucket(Duration::from_millis(2001)), Some(secs(4)));
+        assert_eq!(delay_bucket(secs(20 * 60)), Some(secs(2048)));
+        assert_eq!(delay_bucket(secs(1 << MAX_BUCKET_EXPONENT)), Some(secs(65_536)));
+        assert_eq!(delay_bucket(secs(1 << 20)), Some(secs(65_536)));
+    }
+
+    #[test]
+    fn work_queues_are_quorum_queues_with_the_delivery_limit() {
+        let arguments = work_queue_arguments("galley.q.dead", 7);
+        let get = |name: &str| arguments.inner().get(&ShortString::from(name)).cloned();
+        assert_eq!(get("x-queue-type"), Some(AMQPValue::LongString("quorum".into())));
+        assert_eq!(get("x-delivery-limit"), Some(AMQPValue::LongLongInt(7)));
+        assert_eq!(get("x-dead-letter-routing-key"), Some(AMQPValue::LongString("galley.q.dead".into())));
     }
 }

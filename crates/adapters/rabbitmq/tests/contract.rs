@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use galley_messaging::MessageBus;
-use galley_rabbitmq::RabbitMqBus;
+use galley_rabbitmq::{RabbitMqBus, RabbitMqOptions};
 use lapin::options::QueueDeleteOptions;
 use lapin::{Connection, ConnectionProperties};
 
@@ -58,7 +58,9 @@ impl Drop for Cleanup {
 async fn bus() -> Option<(Arc<dyn MessageBus>, Cleanup)> {
     let url = url();
     let prefix = format!("galley-test.{}.", uuid::Uuid::now_v7().simple());
-    let bus = RabbitMqBus::connect(&url, &prefix).await.unwrap_or_else(|error| {
+    let options =
+        RabbitMqOptions { prefix, delivery_limit: galley_test_support::contracts::bus::DELIVERY_LIMIT };
+    let bus = RabbitMqBus::connect_with(&url, options).await.unwrap_or_else(|error| {
         panic!(
             "RabbitMQ is needed at {} ({error}). Install and start it (`apt-get install rabbitmq-server && \
              rabbitmq-server -detached`) or point GALLEY_TEST_RABBITMQ_URL at one.",
@@ -87,4 +89,67 @@ async fn debug_output_hides_the_url() {
     let shown = format!("{:?}", cleanup.bus);
     assert!(!shown.contains("guest:"), "{shown}");
     assert!(shown.contains("galley-test."), "{shown}");
+}
+
+/// Deletes the broker queue `name` behind the bus's back.
+async fn delete_queue(url: &str, name: &str) {
+    let connection = Connection::connect(url, ConnectionProperties::default()).await.expect("connect");
+    let channel = connection.create_channel().await.expect("channel");
+    channel.queue_delete(name.into(), QueueDeleteOptions::default()).await.expect("queue deleted");
+    let _ = connection.close(200, "done".into()).await;
+}
+
+fn outgoing(id: &str) -> galley_messaging::OutgoingMessage {
+    galley_messaging::OutgoingMessage {
+        message_id: id.to_owned(),
+        correlation_id: None,
+        reply_to: None,
+        body: bytes::Bytes::from_static(b"{}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_the_broker_cannot_route_fails_and_the_next_one_declares_the_queue_again() {
+    let Some((bus, cleanup)) = bus().await else { return };
+    let queue = "unroutable";
+    bus.publish(queue, outgoing("declares")).await.expect("first publish declares the queue");
+    delete_queue(&cleanup.url, &format!("{}{queue}", cleanup.bus.prefix())).await;
+
+    let lost = bus.publish(queue, outgoing("lost")).await;
+    assert!(lost.is_err(), "a message routed to no queue was reported stored: {lost:?}");
+
+    bus.publish(queue, outgoing("kept")).await.expect("the queue is declared again");
+    let mut subscription = bus.subscribe(queue, 1).await.expect("subscribe");
+    let delivery = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("a delivery in time")
+        .expect("bus open");
+    assert_eq!(delivery.message.message_id, "kept");
+    delivery.settle(galley_messaging::Settle::Ack).await.expect("ack");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_whose_queue_is_deleted_declares_it_again_and_keeps_consuming() {
+    let Some((bus, cleanup)) = bus().await else { return };
+    let queue = "deleted-under-consumer";
+    let mut subscription = bus.subscribe(queue, 1).await.expect("subscribe");
+    bus.publish(queue, outgoing("before")).await.expect("publish");
+    let first = tokio::time::timeout(Duration::from_secs(10), subscription.next()).await.expect("in time");
+    first.expect("open").settle(galley_messaging::Settle::Ack).await.expect("ack");
+
+    delete_queue(&cleanup.url, &format!("{}{queue}", cleanup.bus.prefix())).await;
+    let consuming = tokio::spawn(async move {
+        let delivery = subscription.next().await.expect("bus open");
+        let id = delivery.message.message_id.clone();
+        delivery.settle(galley_messaging::Settle::Ack).await.expect("ack");
+        id
+    });
+    // Publish until one is stored: the first may race the deletion and be returned (a failure).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while bus.publish(queue, outgoing("after")).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "publishing never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let received = tokio::time::timeout(Duration::from_secs(20), consuming).await.expect("in time");
+    assert_eq!(received.expect("consumer task"), "after");
 }

@@ -1,6 +1,6 @@
-//! The message bus contract (in-process now; RabbitMQ and SQS later): the semantics written in
+//! The message bus contract (in-process and RabbitMQ; SQS later): the semantics written in
 //! `galley_messaging::port`, checked case by case. Queue names are unique per case, so suites can share
-//! a broker.
+//! a broker. Fixtures build their bus with [`DELIVERY_LIMIT`] as its delivery limit.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,6 +15,8 @@ type Bus = Arc<dyn MessageBus>;
 const WAIT: Duration = Duration::from_secs(10);
 /// How long "nothing arrives" is watched for.
 const QUIET: Duration = Duration::from_millis(300);
+/// The delivery limit every fixture configures its bus with.
+pub const DELIVERY_LIMIT: u32 = 3;
 
 fn queue(name: &str) -> String {
     format!("contract.{name}.{}", uuid::Uuid::now_v7().simple())
@@ -115,6 +117,44 @@ pub async fn retry_after_delays_the_redelivery(bus: Bus) {
     assert_eq!(redelivered.message.message_id, "later");
     assert!(redelivered.message.attempt >= 2);
     redelivered.settle(Settle::Ack).await.expect("ack");
+}
+
+/// The bug this guards against: per-message TTL on one delay queue only expires the head, so a short
+/// retry queued behind a long one waits for the long one.
+pub async fn a_short_retry_is_not_held_back_by_a_long_one(bus: Bus) {
+    let q = queue("delays");
+    let mut subscription = bus.subscribe(&q, 2).await.expect("subscribe");
+    bus.publish(&q, message("slow")).await.expect("publish");
+    bus.publish(&q, message("fast")).await.expect("publish");
+    let (first, second) = (next(&mut subscription).await, next(&mut subscription).await);
+    let (slow, fast) = if first.message.message_id == "slow" { (first, second) } else { (second, first) };
+    slow.settle(Settle::RetryAfter(Duration::from_secs(20 * 60))).await.expect("retry in 20 min");
+    let delay = Duration::from_secs(2);
+    let settled_at = Instant::now();
+    fast.settle(Settle::RetryAfter(delay)).await.expect("retry in 2 s");
+    let redelivered = next(&mut subscription).await;
+    let waited = settled_at.elapsed();
+    eprintln!("a 2 s retry behind a 20 min one came back after {waited:?}");
+    assert_eq!(redelivered.message.message_id, "fast");
+    assert!(waited >= delay, "redelivered after {waited:?}, before the {delay:?} delay");
+    redelivered.settle(Settle::Ack).await.expect("ack");
+}
+
+pub async fn a_message_that_keeps_coming_back_unsettled_is_dead_lettered_at_the_delivery_limit(bus: Bus) {
+    let q = queue("crashloop");
+    let mut subscription = bus.subscribe(&q, 1).await.expect("subscribe");
+    let mut dead = bus.subscribe(&dead_letter_queue(&q), 1).await.expect("subscribe dlq");
+    bus.publish(&q, message("crasher")).await.expect("publish");
+    for delivery in 1..=DELIVERY_LIMIT + 1 {
+        let crashed = next(&mut subscription).await;
+        assert_eq!(crashed.message.message_id, "crasher", "delivery {delivery}");
+        // The handler dies with the delivery unsettled, every time.
+        drop(crashed);
+    }
+    let buried = next(&mut dead).await;
+    assert_eq!(buried.message.message_id, "crasher");
+    buried.settle(Settle::Ack).await.expect("ack");
+    nothing_arrives(&mut subscription).await;
 }
 
 pub async fn dead_lettered_messages_leave_the_queue_for_its_dead_letter_queue(bus: Bus) {
@@ -218,6 +258,8 @@ macro_rules! bus_contract_tests {
             requeued_messages_come_back_with_a_higher_attempt,
             unsettled_deliveries_are_delivered_again,
             retry_after_delays_the_redelivery,
+            a_short_retry_is_not_held_back_by_a_long_one,
+            a_message_that_keeps_coming_back_unsettled_is_dead_lettered_at_the_delivery_limit,
             dead_lettered_messages_leave_the_queue_for_its_dead_letter_queue,
             prefetch_bounds_unsettled_deliveries,
             competing_consumers_each_get_a_share_and_every_message_once,

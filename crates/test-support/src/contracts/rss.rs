@@ -117,6 +117,62 @@ pub mod jobs {
         assert!(repo.finish(JobId::generate(), &done(0, 0), Utc::now()).await.expect("finish").is_none());
     }
 
+    /// A moment long past, so only this case's jobs are that old (other cases' jobs are recent).
+    fn long_ago() -> chrono::DateTime<Utc> {
+        chrono::DateTime::from_timestamp(978_307_200, 0).unwrap_or_default() // 2001-01-01
+    }
+
+    fn job_at(at: chrono::DateTime<Utc>) -> Job {
+        Job::queued(unique_feed(), user(), at)
+    }
+
+    pub async fn stale_jobs_are_listed_by_status_least_recently_updated_first(repo: Jobs) {
+        let t0 = long_ago();
+        let older = job_at(t0);
+        let newer = job_at(t0 + Duration::minutes(1));
+        let recent = job_at(t0 + Duration::days(1));
+        let fetching = job_at(t0);
+        for job in [&newer, &older, &recent, &fetching] {
+            repo.insert(job, None).await.expect("insert");
+        }
+        repo.start_attempt(fetching.id, t0).await.expect("start").expect("present");
+        let ours = [older.id, newer.id, recent.id, fetching.id];
+        let before = t0 + Duration::hours(1);
+
+        let queued = repo.list_stale(JobStatus::Queued, before, 1000).await.expect("list");
+        let queued: Vec<JobId> = queued.iter().map(|j| j.id).filter(|id| ours.contains(id)).collect();
+        assert_eq!(queued, vec![older.id, newer.id]);
+        let stale_fetching = repo.list_stale(JobStatus::Fetching, before, 1000).await.expect("list");
+        let stale_fetching: Vec<JobId> =
+            stale_fetching.iter().map(|j| j.id).filter(|id| ours.contains(id)).collect();
+        assert_eq!(stale_fetching, vec![fetching.id]);
+        assert_eq!(repo.list_stale(JobStatus::Queued, before, 1).await.expect("list").len(), 1);
+        let listed = repo.list_stale(JobStatus::Queued, before, 1000).await.expect("list");
+        let read = listed.iter().find(|j| j.id == older.id).expect("listed");
+        assert_eq!(read.updated_at, t0, "listed jobs carry their last update, for the claim");
+    }
+
+    pub async fn a_stale_job_is_claimed_once_and_not_after_it_moved_on(repo: Jobs) {
+        let t0 = long_ago();
+        let job = job_at(t0);
+        repo.insert(&job, None).await.expect("insert");
+        let now = Utc::now();
+        assert!(repo.claim_stale(job.id, JobStatus::Queued, t0, now).await.expect("claim"));
+        assert!(!repo.claim_stale(job.id, JobStatus::Queued, t0, now).await.expect("claim"), "claimed twice");
+        let claimed = repo.get(job.id).await.expect("get").expect("present");
+        assert_eq!(claimed.status, JobStatus::Queued);
+        assert_eq!(claimed.updated_at.timestamp_micros(), now.timestamp_micros());
+
+        let moved = job_at(t0);
+        repo.insert(&moved, None).await.expect("insert");
+        repo.start_attempt(moved.id, t0 + Duration::seconds(1)).await.expect("start").expect("present");
+        assert!(
+            !repo.claim_stale(moved.id, JobStatus::Queued, t0, now).await.expect("claim"),
+            "a job a worker started since it was listed is left alone"
+        );
+        assert!(!repo.claim_stale(JobId::generate(), JobStatus::Queued, t0, now).await.expect("claim"));
+    }
+
     pub async fn answers_pings(repo: Jobs) {
         repo.ping().await.expect("ping");
     }
@@ -237,7 +293,9 @@ macro_rules! rss_store_contract_tests {
     (#[$attr:meta] jobs: $jobs:expr, entries: $entries:expr, feeds: $feeds:expr $(,)?) => {
         $crate::rss_store_contract_tests!(@cases [$attr] jobs $jobs;
             inserted_jobs_read_back, an_idempotency_key_returns_the_first_job, attempts_move_a_job_through_its_life,
-            final_jobs_never_change_again, deleted_and_unknown_jobs_are_absent, answers_pings);
+            final_jobs_never_change_again, deleted_and_unknown_jobs_are_absent,
+            stale_jobs_are_listed_by_status_least_recently_updated_first,
+            a_stale_job_is_claimed_once_and_not_after_it_moved_on, answers_pings);
         $crate::rss_store_contract_tests!(@cases [$attr] entries $entries;
             new_entries_are_stored_once, counts_are_stable_when_a_job_is_processed_again,
             entries_list_newest_first_with_paging, entries_read_back_with_every_field_and_filter_by_feed,
