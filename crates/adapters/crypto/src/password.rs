@@ -1,10 +1,22 @@
-//! Argon2id password hashing.
+//! Argon2id password hashing on a bounded pool.
 //!
 //! Default parameters follow OWASP's password storage guidance for Argon2id: 19 MiB of memory, 2
 //! iterations, 1 lane. That costs an attacker with a leaked database ~19 MiB and two passes per guess,
 //! and costs us a few tens of milliseconds per sign-in on one core, which dominates sign-in latency by
 //! design. Hashes are PHC strings that carry their own parameters, so raising them later keeps old
-//! hashes verifiable. Hashing runs on the blocking pool so it never stalls the async workers.
+//! hashes verifiable.
+//!
+//! Each hash holds 19 MiB while it runs, so how many run at once is what bounds memory. Hashing runs
+//! on the blocking pool (never on the async workers), at most [`Argon2Params::max_concurrent`] at a time
+//! (default: one per core, more would only queue inside the OS scheduler). Callers beyond that wait in a
+//! queue of at most [`Argon2Params::max_queued`], each for at most [`Argon2Params::max_wait_ms`]; a
+//! caller that finds the queue full, or waits too long, gets `IdentityError::Overloaded` (a 503 with
+//! `Retry-After`) instead of piling up work. A waiter whose request is dropped (client gone, request
+//! timeout) leaves the queue without hashing; a hash that has started runs to completion, holding its
+//! slot, so the memory bound holds even then.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
@@ -12,32 +24,102 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use galley_identity::{IdentityError, Password, PasswordHasher};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
-/// Tunable cost of one hash.
+/// Tunable cost of one hash, and the bounds of the hashing pool (`[identity.argon2]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Argon2Params {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Hashes running at once; `0` means one per available core.
+    pub max_concurrent: usize,
+    /// Callers allowed to wait for a free slot; beyond that they are refused at once.
+    pub max_queued: usize,
+    /// Longest a caller waits for a slot before it is refused (milliseconds).
+    pub max_wait_ms: u64,
 }
 
 impl Default for Argon2Params {
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 0,
+            max_queued: 32,
+            max_wait_ms: 2_000,
+        }
+    }
+}
+
+/// What a refused caller is told to wait before retrying.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// Slots for running hashes, and admission to the queue in front of them.
+#[derive(Debug)]
+struct HashingPool {
+    /// Running plus waiting callers: `max_concurrent + max_queued` permits, taken without waiting.
+    admitted: Arc<Semaphore>,
+    /// Running hashes: `max_concurrent` permits.
+    running: Arc<Semaphore>,
+    max_wait: Duration,
+}
+
+impl HashingPool {
+    fn new(max_concurrent: usize, max_queued: usize, max_wait: Duration) -> Self {
+        let max_concurrent = if max_concurrent == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        } else {
+            max_concurrent
+        };
+        Self {
+            admitted: Arc::new(Semaphore::new(max_concurrent.saturating_add(max_queued))),
+            running: Arc::new(Semaphore::new(max_concurrent)),
+            max_wait,
+        }
+    }
+
+    /// Runs `work` on the blocking pool once a slot is free (see the module docs for the bounds).
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, IdentityError> + Send + 'static,
+    ) -> Result<T, IdentityError> {
+        let overloaded = || IdentityError::Overloaded { retry_after: RETRY_AFTER };
+        let admission = Arc::clone(&self.admitted).try_acquire_owned().map_err(|_| overloaded())?;
+        // Dropping this future here (the request went away) drops `admission`: the caller leaves the
+        // queue and `work` never runs.
+        let slot = tokio::time::timeout(self.max_wait, Arc::clone(&self.running).acquire_owned())
+            .await
+            .map_err(|_| overloaded())?
+            .map_err(|_| IdentityError::Internal("hashing pool closed".into()))?;
+        tokio::task::spawn_blocking(move || {
+            // Held until the hash is done, even if nobody waits for the result any more.
+            let _permits = (admission, slot);
+            work()
+        })
+        .await
+        .map_err(|error| IdentityError::Internal(format!("hashing task failed: {error}")))?
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     argon: Argon2<'static>,
+    pool: Arc<HashingPool>,
 }
 
 impl Argon2Hasher {
     pub fn new(params: Argon2Params) -> Result<Self, IdentityError> {
+        let pool = HashingPool::new(
+            params.max_concurrent,
+            params.max_queued,
+            Duration::from_millis(params.max_wait_ms),
+        );
         let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
             .map_err(|error| IdentityError::Internal(format!("invalid Argon2 parameters: {error}")))?;
-        Ok(Self { argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params) })
+        Ok(Self { argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params), pool: Arc::new(pool) })
     }
 
     async fn blocking<T: Send + 'static>(
@@ -45,9 +127,7 @@ impl Argon2Hasher {
         work: impl FnOnce(Argon2<'static>) -> Result<T, IdentityError> + Send + 'static,
     ) -> Result<T, IdentityError> {
         let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || work(argon))
-            .await
-            .map_err(|error| IdentityError::Internal(format!("hashing task failed: {error}")))?
+        self.pool.run(move || work(argon)).await
     }
 }
 
@@ -96,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn equal_passwords_get_different_salts() {
-        let hasher = Argon2Hasher::new(Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 })
+        let hasher = Argon2Hasher::new(Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1, ..Argon2Params::default() })
             .expect("params");
         let a = hasher.hash(&Password::new("same!pass")).await.expect("hash");
         let b = hasher.hash(&Password::new("same!pass")).await.expect("hash");
@@ -105,7 +185,7 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_keep_their_own_parameters() {
-        let cheap = Argon2Hasher::new(Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 })
+        let cheap = Argon2Hasher::new(Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1, ..Argon2Params::default() })
             .expect("params");
         let hash = cheap.hash(&Password::new("old!pass")).await.expect("hash");
         let current = Argon2Hasher::new(Argon2Params::default()).expect("params");
@@ -121,6 +201,108 @@ mod tests {
 
     #[test]
     fn invalid_parameters_are_refused() {
-        assert!(Argon2Hasher::new(Argon2Params { memory_kib: 1, iterations: 0, parallelism: 0 }).is_err());
+        assert!(Argon2Hasher::new(Argon2Params { memory_kib: 1, iterations: 0, parallelism: 0, ..Argon2Params::default() }).is_err());
+    }
+
+    /// A job that blocks its hashing slot until told to finish, and records whether it ever ran.
+    struct HeldJob {
+        release: std::sync::mpsc::Sender<()>,
+        ran: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    fn held_job(
+        pool: &Arc<HashingPool>,
+    ) -> (HeldJob, tokio::task::JoinHandle<Result<(), IdentityError>>) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let pool = Arc::clone(pool);
+        let task = tokio::spawn(async move {
+            pool.run(move || {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                // Bounded: a test that forgets to release fails instead of hanging.
+                let _ = wait.recv_timeout(Duration::from_secs(30));
+                Ok(())
+            })
+            .await
+        });
+        (HeldJob { release, ran }, task)
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    async fn eventually(condition: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition not reached within 5 s");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_is_refused_at_once_and_admitted_work_still_finishes() {
+        let pool = Arc::new(HashingPool::new(1, 1, Duration::from_secs(30)));
+        let (running, running_task) = held_job(&pool);
+        eventually(|| running.ran.load(std::sync::atomic::Ordering::SeqCst)).await;
+        let (queued, queued_task) = held_job(&pool);
+        eventually(|| pool.admitted.available_permits() == 0).await;
+
+        let refused = pool.run(|| Ok(())).await;
+        assert!(matches!(refused, Err(IdentityError::Overloaded { retry_after }) if retry_after == RETRY_AFTER));
+
+        running.release.send(()).expect("release");
+        queued.release.send(()).expect("release");
+        running_task.await.expect("join").expect("the running hash finishes");
+        queued_task.await.expect("join").expect("the queued hash runs next");
+        assert!(queued.ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_whose_request_is_dropped_leaves_the_queue_without_hashing() {
+        let pool = Arc::new(HashingPool::new(1, 1, Duration::from_secs(30)));
+        let (running, running_task) = held_job(&pool);
+        eventually(|| running.ran.load(std::sync::atomic::Ordering::SeqCst)).await;
+        let (abandoned, abandoned_task) = held_job(&pool);
+        eventually(|| pool.admitted.available_permits() == 0).await;
+
+        abandoned_task.abort();
+        eventually(|| pool.admitted.available_permits() == 1).await;
+        running.release.send(()).expect("release");
+        running_task.await.expect("join").expect("finishes");
+        pool.run(|| Ok(())).await.expect("the freed place is usable");
+        assert!(
+            !abandoned.ran.load(std::sync::atomic::Ordering::SeqCst),
+            "a dropped waiter never hashes"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_caller_is_refused_after_the_longest_wait() {
+        let max_wait = Duration::from_millis(200);
+        let pool = Arc::new(HashingPool::new(1, 4, max_wait));
+        let (running, running_task) = held_job(&pool);
+        eventually(|| running.ran.load(std::sync::atomic::Ordering::SeqCst)).await;
+
+        let started = std::time::Instant::now();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let result = pool.run(move || Ok(flag.store(true, std::sync::atomic::Ordering::SeqCst))).await;
+        let waited = started.elapsed();
+        assert!(matches!(result, Err(IdentityError::Overloaded { .. })), "{result:?}");
+        assert!(waited >= max_wait, "refused only after waiting {max_wait:?}: {waited:?}");
+        assert!(waited < Duration::from_secs(10), "and not much longer: {waited:?}");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+
+        running.release.send(()).expect("release");
+        running_task.await.expect("join").expect("finishes");
+    }
+
+    #[test]
+    fn zero_concurrency_means_one_slot_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let pool = HashingPool::new(0, 3, Duration::from_secs(1));
+        assert_eq!(pool.running.available_permits(), cores);
+        assert_eq!(pool.admitted.available_permits(), cores + 3);
     }
 }
