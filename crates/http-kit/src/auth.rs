@@ -386,7 +386,8 @@ mod tests {
             Duration::from_secs(900),
             ClientInfo { ip: None, secure: true },
         ));
-        for attribute in ["__Host-Authorization=", "HttpOnly", "SameSite=Strict", "Secure", "Path=/", "Max-Age=900"]
+        for attribute in
+            ["__Host-Authorization=", "HttpOnly", "SameSite=Strict", "Secure", "Path=/", "Max-Age=900"]
         {
             assert!(set_cookie.contains(attribute), "{attribute} in {set_cookie}");
         }
@@ -416,7 +417,10 @@ mod tests {
         if let Some(byte) = tampered.get_mut(10) {
             *byte = if *byte == b'A' { b'B' } else { b'A' };
         }
-        assert_eq!(read_session(&cookie_request(SECURE_SESSION_COOKIE, &String::from_utf8_lossy(&tampered)), &key), None);
+        assert_eq!(
+            read_session(&cookie_request(SECURE_SESSION_COOKIE, &String::from_utf8_lossy(&tampered)), &key),
+            None
+        );
 
         let cleared = set_cookie_header(clear_session(&key, ClientInfo::default()));
         assert!(cleared.contains("Max-Age=0") || cleared.contains("Expires="), "{cleared}");

@@ -23,8 +23,8 @@ pub use error::{AuthFailure, IdentityError, StoreError};
 pub use model::{Credentials, Password, Profile, SignUp, SignUpInput, User};
 pub use ports::{
     AttemptState, AttemptTracker, Authenticator, Budget, ConsumeOutcome, IdentityProvider, InsertUserError,
-    PasswordHasher, RefreshTokenStore, RevocationList, SigningKeyStore, StoredSigningKey, TokenSigner,
-    TokenVerifier, UniqueField, UserRepository, Reservation,
+    PasswordHasher, RefreshTokenStore, Reservation, RevocationList, SigningKeyStore, StoredSigningKey,
+    TokenSigner, TokenVerifier, UniqueField, UserRepository,
 };
 pub use provider::{BuiltinIdentityProvider, BuiltinPorts, TokenLifetimes};
 pub use service::{AuthService, LockoutPolicy, TokenAuthenticator, client_key};

@@ -189,17 +189,15 @@ impl Credentials {
         let username = username.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
         match &username {
             None => violations.push(Violation::new("username", "required")),
-            Some(username) if username.len() > SIGN_IN_USERNAME_MAX_BYTES => violations.push(
-                Violation::new("username", "too_many_bytes").with("max", SIGN_IN_USERNAME_MAX_BYTES),
-            ),
+            Some(username) if username.len() > SIGN_IN_USERNAME_MAX_BYTES => violations
+                .push(Violation::new("username", "too_many_bytes").with("max", SIGN_IN_USERNAME_MAX_BYTES)),
             Some(_) => {}
         }
         let password = password.filter(|p| !p.expose().is_empty());
         match &password {
             None => violations.push(Violation::new("password", "required")),
-            Some(password) if password.expose().len() > SIGN_IN_PASSWORD_MAX_BYTES => violations.push(
-                Violation::new("password", "too_many_bytes").with("max", SIGN_IN_PASSWORD_MAX_BYTES),
-            ),
+            Some(password) if password.expose().len() > SIGN_IN_PASSWORD_MAX_BYTES => violations
+                .push(Violation::new("password", "too_many_bytes").with("max", SIGN_IN_PASSWORD_MAX_BYTES)),
             Some(_) => {}
         }
         match (username, password) {

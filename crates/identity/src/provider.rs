@@ -375,7 +375,9 @@ mod tests {
         mocks
             .revocations
             .expect_revoke()
-            .withf(|id, ttl| id == "family-1" && *ttl == Duration::from_secs(15 * 60) + SESSION_REVOCATION_MARGIN)
+            .withf(|id, ttl| {
+                id == "family-1" && *ttl == Duration::from_secs(15 * 60) + SESSION_REVOCATION_MARGIN
+            })
             .times(1)
             .returning(|_, _| Ok(()));
         mocks.refresh.expect_insert().never();

@@ -249,8 +249,8 @@ mod tests {
         let id_token = authority.sign_id(&id_claims).await.expect("signed");
         assert_eq!(authority.verify_access(&id_token).await, Err(AuthFailure::WrongTokenType));
 
-        let lenient = JwtVerifier::new(ring, clock.clone(), ISSUER.into(), AUDIENCE.into())
-            .accepting_untyped_tokens();
+        let lenient =
+            JwtVerifier::new(ring, clock.clone(), ISSUER.into(), AUDIENCE.into()).accepting_untyped_tokens();
         assert!(lenient.verify_access(&id_token).await.is_ok(), "the opt-out relies on audiences");
         let access = authority.sign_access(&claims(&clock)).await.expect("signed");
         assert!(lenient.verify_access(&access).await.is_ok());

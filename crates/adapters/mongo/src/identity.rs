@@ -177,7 +177,12 @@ impl RefreshTokenStore for MongoRefreshTokenStore {
         self.tokens.insert_one(document).await.map_err(translate)?;
         // A revoked family stays revoked. `revoke_family` writes its marker before it revokes the
         // family's tokens, so either that sweep saw this token, or the marker is visible now.
-        if self.tokens.find_one(doc! { "_id": family_marker(&record.family_id) }).await.map_err(translate)?.is_some()
+        if self
+            .tokens
+            .find_one(doc! { "_id": family_marker(&record.family_id) })
+            .await
+            .map_err(translate)?
+            .is_some()
         {
             self.tokens
                 .update_one(doc! { "_id": &record.token_hash }, doc! { "$set": { "revoked": true } })

@@ -227,7 +227,9 @@ impl AttemptTracker for RedisAttemptTracker {
         Ok(if granted == 1 {
             Reservation::Granted
         } else {
-            Reservation::Refused { retry_after: Duration::from_millis(u64::try_from(pttl).unwrap_or_default()) }
+            Reservation::Refused {
+                retry_after: Duration::from_millis(u64::try_from(pttl).unwrap_or_default()),
+            }
         })
     }
 

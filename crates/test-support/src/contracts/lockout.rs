@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use galley_identity::AuthFailure;
 use galley_identity::{
     AccessClaims, AttemptTracker, AuthService, BuiltinIdentityProvider, BuiltinPorts, ConsumeOutcome,
     Credentials, IdClaims, IdentityError, InsertUserError, IssuerConfig, LockoutPolicy, Password,
     PasswordHasher, RefreshRecord, RefreshTokenStore, RevocationList, StoreError, TokenLifetimes,
     TokenSigner, TokenVerifier, User, UserRepository,
 };
-use galley_identity::AuthFailure;
 use galley_kernel::{SystemClock, UserId};
 
 type Tracker = Arc<dyn AttemptTracker>;
@@ -115,8 +115,12 @@ impl TokenVerifier for Forgetful {
 /// An `AuthService` with the default policy (5 attempts per budget) on `tracker`, one random user whose
 /// password is [`PASSWORD`], and the counting hasher.
 async fn auth_service(tracker: Tracker) -> (AuthService, String, Arc<CountingHasher>) {
-    let username: String =
-        uuid::Uuid::new_v4().simple().to_string().chars().map(|c| if c.is_ascii_digit() { 'x' } else { c }).collect();
+    let username: String = uuid::Uuid::new_v4()
+        .simple()
+        .to_string()
+        .chars()
+        .map(|c| if c.is_ascii_digit() { 'x' } else { c })
+        .collect();
     let user = User {
         id: UserId::new(format!("user-{username}")),
         username: username.clone(),
@@ -125,7 +129,8 @@ async fn auth_service(tracker: Tracker) -> (AuthService, String, Arc<CountingHas
         password_hash: format!("hash:{PASSWORD}"),
         created_at: Utc::now(),
     };
-    let hasher = Arc::new(CountingHasher { verifications: AtomicUsize::new(0), delay: Duration::from_millis(20) });
+    let hasher =
+        Arc::new(CountingHasher { verifications: AtomicUsize::new(0), delay: Duration::from_millis(20) });
     let stub = Arc::new(Forgetful::default());
     let ports = BuiltinPorts {
         users: Arc::new(OneUser(user)),
@@ -184,8 +189,13 @@ pub async fn fifty_concurrent_wrong_guesses_verify_at_most_five_passwords(tracke
     // Fifty addresses, as a botnet would use: the username's budget still holds.
     burst(&service, &username, |i| address(&format!("203.0.113.{}", i + 1))).await;
     let from_many_clients = hasher.verifications.load(Ordering::SeqCst);
-    assert!(from_many_clients <= 5, "{from_many_clients} passwords verified for 50 guesses from 50 addresses");
-    println!("verifications during a 50-way burst: one address {from_one_client}, fifty addresses {from_many_clients}");
+    assert!(
+        from_many_clients <= 5,
+        "{from_many_clients} passwords verified for 50 guesses from 50 addresses"
+    );
+    println!(
+        "verifications during a 50-way burst: one address {from_one_client}, fifty addresses {from_many_clients}"
+    );
 }
 
 pub async fn an_attacker_elsewhere_cannot_lock_out_a_user_at_their_usual_address(tracker: Tracker) {
@@ -195,10 +205,14 @@ pub async fn an_attacker_elsewhere_cannot_lock_out_a_user_at_their_usual_address
 
     // The attacker spends the username's budget from several addresses, until every guess is refused.
     for i in 0..20 {
-        let _ = service.sign_in(&credentials(&username, "guess!"), address(&format!("192.0.2.{}", i + 1))).await;
+        let _ =
+            service.sign_in(&credentials(&username, "guess!"), address(&format!("192.0.2.{}", i + 1))).await;
     }
     let attacker = service.sign_in(&credentials(&username, PASSWORD), address("192.0.2.99")).await;
-    assert!(matches!(attacker, Err(IdentityError::LockedOut { .. })), "a new address is locked: {attacker:?}");
+    assert!(
+        matches!(attacker, Err(IdentityError::LockedOut { .. })),
+        "a new address is locked: {attacker:?}"
+    );
 
     // At home — another address of the same /64, as IPv6 privacy addresses rotate — the victim still
     // signs in: that pair has its own budget.

@@ -125,7 +125,10 @@ pub async fn a_revoked_family_stays_revoked_for_tokens_inserted_later(tokens: To
     );
     let bystander = record(&family());
     insert(&tokens, &bystander).await;
-    assert!(matches!(tokens.consume(&bystander.token_hash).await.expect("consume"), ConsumeOutcome::Fresh(_)));
+    assert!(matches!(
+        tokens.consume(&bystander.token_hash).await.expect("consume"),
+        ConsumeOutcome::Fresh(_)
+    ));
 }
 
 pub async fn revoking_an_unknown_family_is_harmless(tokens: Tokens) {
