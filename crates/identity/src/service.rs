@@ -172,15 +172,15 @@ impl AuthService {
                 tracing::warn!(%error, "could not reset a sign-in budget");
             }
         }
-        if let Some(client) = &keys.client {
-            if let Err(error) = self.attempts.release(std::slice::from_ref(client)).await {
-                tracing::warn!(%error, "could not refund the client's sign-in attempt");
-            }
+        if let Some(client) = &keys.client
+            && let Err(error) = self.attempts.release(std::slice::from_ref(client)).await
+        {
+            tracing::warn!(%error, "could not refund the client's sign-in attempt");
         }
-        if let Some(known) = &keys.known {
-            if let Err(error) = self.attempts.remember(known, self.policy.remember_client_for).await {
-                tracing::warn!(%error, "could not remember the signed-in client");
-            }
+        if let Some(known) = &keys.known
+            && let Err(error) = self.attempts.remember(known, self.policy.remember_client_for).await
+        {
+            tracing::warn!(%error, "could not remember the signed-in client");
         }
     }
 

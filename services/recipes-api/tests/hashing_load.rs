@@ -62,7 +62,7 @@ async fn a_sign_up_burst_is_bounded_in_memory_and_refused_politely_beyond_the_po
     }
     let after = peak_rss_kib().expect("VmHWM");
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as u64;
-    println!(
+    eprintln!(
         "200 sign-ups in {burst_time:?}: {created} created, {} refused (longest wait before a 503: {:?}); \
          peak RSS {before} KiB before, {after} KiB after (+{} KiB), {cores} hashing slots",
         refusals.len(),

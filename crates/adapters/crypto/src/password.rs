@@ -386,7 +386,12 @@ mod tests {
         let started = std::time::Instant::now();
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = Arc::clone(&ran);
-        let result = pool.run(move || Ok(flag.store(true, std::sync::atomic::Ordering::SeqCst))).await;
+        let result = pool
+            .run(move || {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
         let waited = started.elapsed();
         assert!(matches!(result, Err(IdentityError::Overloaded { .. })), "{result:?}");
         assert!(waited >= max_wait, "refused only after waiting {max_wait:?}: {waited:?}");

@@ -193,7 +193,7 @@ pub async fn fifty_concurrent_wrong_guesses_verify_at_most_five_passwords(tracke
         from_many_clients <= 5,
         "{from_many_clients} passwords verified for 50 guesses from 50 addresses"
     );
-    println!(
+    eprintln!(
         "verifications during a 50-way burst: one address {from_one_client}, fifty addresses {from_many_clients}"
     );
 }
