@@ -28,6 +28,9 @@ pub enum IdentityError {
     /// The signed-in user no longer exists (401: the token names nobody).
     #[error("user not found")]
     UserNotFound,
+    /// Too many passwords are being hashed at once; retry after `retry_after` (503 with `Retry-After`).
+    #[error("password hashing overloaded")]
+    Overloaded { retry_after: Duration },
     /// A store or provider is unavailable (503); details logged.
     #[error("identity unavailable: {0}")]
     Unavailable(String),
@@ -68,6 +71,9 @@ pub enum AuthFailure {
     WrongIssuer,
     #[error("wrong audience")]
     WrongAudience,
+    /// Not typed as an access token (`typ: at+jwt`, RFC 9068): an ID token presented as one, say.
+    #[error("not an access token")]
+    WrongTokenType,
     #[error("expired")]
     Expired,
     #[error("not yet valid")]

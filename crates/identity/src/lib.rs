@@ -22,10 +22,10 @@ pub mod tokens;
 pub use error::{AuthFailure, IdentityError, StoreError};
 pub use model::{Credentials, Password, Profile, SignUp, SignUpInput, User};
 pub use ports::{
-    AttemptState, AttemptTracker, Authenticator, ConsumeOutcome, IdentityProvider, InsertUserError,
-    PasswordHasher, RefreshTokenStore, RevocationList, SigningKeyStore, StoredSigningKey, TokenSigner,
-    TokenVerifier, UniqueField, UserRepository,
+    AttemptState, AttemptTracker, Authenticator, Budget, ConsumeOutcome, IdentityProvider, InsertUserError,
+    PasswordHasher, RefreshTokenStore, Reservation, RevocationList, SigningKeyStore, StoredSigningKey,
+    TokenSigner, TokenVerifier, UniqueField, UserRepository,
 };
 pub use provider::{BuiltinIdentityProvider, BuiltinPorts, TokenLifetimes};
-pub use service::{AuthService, LockoutPolicy, TokenAuthenticator};
+pub use service::{AuthService, LockoutPolicy, TokenAuthenticator, client_key};
 pub use tokens::{AccessClaims, Audience, IdClaims, IssuerConfig, Principal, RefreshRecord, TokenSet};

@@ -15,6 +15,11 @@ pub mod limits {
     pub const PASSWORD_MAX_CHARS: usize = 128;
     pub const EMAIL_MAX_CHARS: usize = 254;
     pub const GIVEN_NAME_MAX_CHARS: usize = 100;
+    /// Sign-in refuses longer usernames and passwords before any store lookup or hashing: nothing that
+    /// long can be an account (sign-up allows less), and an unbounded password would let one request
+    /// make the hasher read megabytes. Bytes, not characters, because bytes are what costs.
+    pub const SIGN_IN_USERNAME_MAX_BYTES: usize = 64;
+    pub const SIGN_IN_PASSWORD_MAX_BYTES: usize = 1024;
     /// A password must contain at least one of these (rule kept from the original system).
     pub const PASSWORD_SPECIALS: &str = "@!*&#$";
 }
@@ -168,7 +173,9 @@ impl SignUp {
     }
 }
 
-/// Sign-in data. Only presence is checked: revealing the rules here would help guessing.
+/// Sign-in data. Only presence and size are checked: revealing the sign-up rules here would help
+/// guessing, but sizes are capped ([`limits::SIGN_IN_USERNAME_MAX_BYTES`],
+/// [`limits::SIGN_IN_PASSWORD_MAX_BYTES`]) so an over-long request is refused before any work.
 #[derive(Debug, Clone)]
 pub struct Credentials {
     pub username: String,
@@ -177,17 +184,24 @@ pub struct Credentials {
 
 impl Credentials {
     pub fn parse(username: Option<String>, password: Option<Password>) -> Result<Self, Violations> {
+        use limits::*;
         let mut violations = Violations::new();
         let username = username.map(|u| u.trim().to_owned()).filter(|u| !u.is_empty());
-        if username.is_none() {
-            violations.push(Violation::new("username", "required"));
+        match &username {
+            None => violations.push(Violation::new("username", "required")),
+            Some(username) if username.len() > SIGN_IN_USERNAME_MAX_BYTES => violations
+                .push(Violation::new("username", "too_many_bytes").with("max", SIGN_IN_USERNAME_MAX_BYTES)),
+            Some(_) => {}
         }
         let password = password.filter(|p| !p.expose().is_empty());
-        if password.is_none() {
-            violations.push(Violation::new("password", "required"));
+        match &password {
+            None => violations.push(Violation::new("password", "required")),
+            Some(password) if password.expose().len() > SIGN_IN_PASSWORD_MAX_BYTES => violations
+                .push(Violation::new("password", "too_many_bytes").with("max", SIGN_IN_PASSWORD_MAX_BYTES)),
+            Some(_) => {}
         }
         match (username, password) {
-            (Some(username), Some(password)) => Ok(Self { username, password }),
+            (Some(username), Some(password)) if violations.is_empty() => Ok(Self { username, password }),
             _ => Err(violations),
         }
     }
@@ -268,5 +282,24 @@ mod tests {
         assert!(violations.contains("username", "required"));
         assert!(violations.contains("password", "required"));
         assert!(Credentials::parse(Some("bob".into()), Some(Password::new("x"))).is_ok());
+    }
+
+    #[test]
+    fn over_long_credentials_are_refused_by_their_size_in_bytes() {
+        use limits::*;
+        let at_limit = Credentials::parse(
+            Some("a".repeat(SIGN_IN_USERNAME_MAX_BYTES)),
+            Some(Password::new("p".repeat(SIGN_IN_PASSWORD_MAX_BYTES))),
+        );
+        assert!(at_limit.is_ok(), "the limits themselves are allowed");
+        // 33 two-byte characters: 66 bytes, fewer than 64 characters would suggest.
+        let violations = Credentials::parse(
+            Some("é".repeat(33)),
+            Some(Password::new("p".repeat(SIGN_IN_PASSWORD_MAX_BYTES + 1))),
+        )
+        .expect_err("too long");
+        assert!(violations.contains("username", "too_many_bytes"), "{violations}");
+        assert!(violations.contains("password", "too_many_bytes"), "{violations}");
+        assert_eq!(violations.len(), 2);
     }
 }

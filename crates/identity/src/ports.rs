@@ -85,24 +85,61 @@ pub trait RevocationList: Send + Sync + std::fmt::Debug {
 /// Failed sign-in counts in a fixed window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct AttemptState {
-    /// Failures recorded in the current window.
+    /// Attempts charged in the current window.
     pub failures: u32,
     /// Time left in the current window (zero when there is none).
     pub window_left: Duration,
 }
 
-/// Counts failed sign-ins per key (username, client address). Must be correct under concurrent
-/// requests from several replicas (atomic increments).
+/// One budget a sign-in attempt is charged against: at most `limit` attempts per window under `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    pub key: String,
+    pub limit: u32,
+}
+
+impl Budget {
+    pub fn new(key: impl Into<String>, limit: u32) -> Self {
+        Self { key: key.into(), limit }
+    }
+}
+
+/// What [`AttemptTracker::reserve`] decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservation {
+    /// Every budget had room and each was charged one attempt.
+    Granted,
+    /// At least one budget was spent; nothing was charged. `retry_after` is the longest time left in a
+    /// spent budget's window.
+    Refused { retry_after: Duration },
+}
+
+/// Counts sign-in attempts per key (username, client address, username and client) in fixed windows.
+///
+/// An attempt is charged *before* the password is checked, so the check-and-charge must be one atomic
+/// step for all of an attempt's budgets, also across replicas: of any number of concurrent attempts
+/// against a budget of `n`, at most `n` are granted.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait AttemptTracker: Send + Sync + std::fmt::Debug {
-    /// Adds one failure; the first failure of a window starts it with length `window`.
-    async fn record_failure(&self, key: &str, window: Duration) -> Result<AttemptState, StoreError>;
+    /// Grants the attempt only if no budget is spent, charging each one; the first attempt charged to a
+    /// key starts its window with length `window`. All or nothing: a refusal charges no budget.
+    async fn reserve(&self, budgets: &[Budget], window: Duration) -> Result<Reservation, StoreError>;
+    /// Gives back an attempt granted by `reserve` that never checked a password (the hasher was busy, a
+    /// store was down), so an overloaded server does not lock users out. Never goes below zero.
+    async fn release(&self, keys: &[String]) -> Result<(), StoreError>;
     async fn state(&self, key: &str) -> Result<AttemptState, StoreError>;
     async fn reset(&self, key: &str) -> Result<(), StoreError>;
+    /// Remembers for `ttl` that `key` (a username and client) signed in successfully.
+    async fn remember(&self, key: &str, ttl: Duration) -> Result<(), StoreError>;
+    /// Whether `key` was remembered and its time has not run out.
+    async fn is_remembered(&self, key: &str) -> Result<bool, StoreError>;
 }
 
-/// Password hashing (Argon2id in production). Implementations run the work off the async threads.
+/// Password hashing (Argon2id in production). Implementations run the work off the async threads and
+/// bound it: when their pool and its wait queue are full (or the wait is too long) they answer
+/// [`IdentityError::Overloaded`] instead of piling up work, and a caller that gives up while waiting
+/// (its request was dropped) leaves the queue without hashing.
 #[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait PasswordHasher: Send + Sync + std::fmt::Debug {

@@ -34,6 +34,10 @@ impl Default for TokenLifetimes {
     }
 }
 
+/// How much longer than an access token a session revocation is kept: covers a token signed by a
+/// refresh that raced the revocation, plus the verifiers' clock-skew leeway.
+pub const SESSION_REVOCATION_MARGIN: Duration = Duration::from_secs(60);
+
 /// Password checked for unknown usernames, so that "no such user" takes as long as "wrong password" and
 /// response times do not reveal which usernames exist.
 const DUMMY_PASSWORD: &str = "galley-timing-equaliser!";
@@ -129,9 +133,13 @@ impl BuiltinIdentityProvider {
     }
 
     /// Kills a session: its refresh tokens and (through the revocation list) its access tokens.
+    ///
+    /// The family stays revoked in the store (a token inserted into it later is born revoked), so a
+    /// refresh racing this cannot mint a usable refresh token. Its access token may be signed just after
+    /// this call, so the `sid` entry outlives the access lifetime by [`SESSION_REVOCATION_MARGIN`].
     async fn end_session(&self, family_id: &str) -> Result<(), IdentityError> {
         self.refresh_tokens.revoke_family(family_id).await?;
-        self.revocations.revoke(family_id, self.lifetimes.access).await?;
+        self.revocations.revoke(family_id, self.lifetimes.access + SESSION_REVOCATION_MARGIN).await?;
         Ok(())
     }
 }
@@ -156,8 +164,13 @@ impl IdentityProvider for BuiltinIdentityProvider {
 
     async fn sign_in(&self, credentials: &Credentials) -> Result<TokenSet, IdentityError> {
         let Some(user) = self.users.find_by_username(&credentials.username).await? else {
-            // Same work as a real check, result ignored.
-            let _ = self.hasher.verify(&credentials.password, &self.dummy_hash).await;
+            // Same work as a real check, result ignored — unless the hasher refused the work: then the
+            // caller must hear "busy" as it would for a real user (and not be charged a failure).
+            if let Err(busy @ IdentityError::Overloaded { .. }) =
+                self.hasher.verify(&credentials.password, &self.dummy_hash).await
+            {
+                return Err(busy);
+            }
             return Err(IdentityError::InvalidCredentials);
         };
         if !self.hasher.verify(&credentials.password, &user.password_hash).await? {
@@ -315,6 +328,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_overloaded_hasher_is_reported_for_unknown_users_too() {
+        let mut mocks = Mocks::new();
+        mocks.users.expect_find_by_username().returning(|_| Ok(None));
+        let mut provider = mocks.provider().await;
+        let mut busy = MockPasswordHasher::new();
+        busy.expect_verify()
+            .returning(|_, _| Err(IdentityError::Overloaded { retry_after: Duration::from_secs(2) }));
+        provider.hasher = Arc::new(busy);
+        let result = provider.sign_in(&credentials("any!pass")).await;
+        assert!(matches!(result, Err(IdentityError::Overloaded { .. })), "{result:?}");
+    }
+
+    #[tokio::test]
     async fn duplicates_become_conflicts() {
         let mut mocks = Mocks::new();
         mocks
@@ -346,7 +372,14 @@ mod tests {
         let mut mocks = Mocks::new();
         mocks.refresh.expect_consume().returning(|_| Ok(ConsumeOutcome::Reused(record(60))));
         mocks.refresh.expect_revoke_family().withf(|f| f == "family-1").times(1).returning(|_| Ok(()));
-        mocks.revocations.expect_revoke().withf(|id, _| id == "family-1").times(1).returning(|_, _| Ok(()));
+        mocks
+            .revocations
+            .expect_revoke()
+            .withf(|id, ttl| {
+                id == "family-1" && *ttl == Duration::from_secs(15 * 60) + SESSION_REVOCATION_MARGIN
+            })
+            .times(1)
+            .returning(|_, _| Ok(()));
         mocks.refresh.expect_insert().never();
         let result = mocks.provider().await.refresh("stolen").await;
         assert!(matches!(result, Err(IdentityError::InvalidRefreshToken)));

@@ -1,10 +1,20 @@
 //! `AuthService`: the use cases behind `/auth/*` and the authentication of every protected request.
 //!
-//! Brute-force protection: failed sign-ins are counted per username and per client address in a fixed
-//! window. When either count has reached its limit, sign-in is refused with `LockedOut` — even with the
-//! right password — until the window ends; a successful sign-in resets the username's count. If the
-//! attempt tracker cannot be reached, sign-in is refused (`Unavailable`) rather than run unprotected.
-//! (Concurrent attempts racing the limit can each be evaluated once; the count still includes them.)
+//! Brute-force protection (ADR 0017): every sign-in attempt is charged, atomically and *before* the
+//! password is checked, against fixed-window budgets:
+//! - the client address (IPv6 aggregated to its /64, since one host controls a whole /64) across all
+//!   usernames — one machine cannot spray many accounts;
+//! - the (username, client) pair — each place a user signs in from has its own budget;
+//! - the username — unless this client signed in as this user successfully within
+//!   [`LockoutPolicy::remember_client_for`]: then an attacker elsewhere who spent the username's budget
+//!   does not lock the user out at their usual address; only their own pair budget applies.
+//!
+//! If any budget is spent, sign-in is refused with `LockedOut` — even with the right password — until its
+//! window ends. Because the charge comes first, `n` concurrent guesses against a budget of `k` check at
+//! most `k` passwords. A success resets the username and pair budgets, refunds its charge to the client
+//! budget (signing in is not an attack) and remembers the client. An attempt that never checked a
+//! password (hasher overloaded, store down) is refunded. If the tracker cannot be reached, sign-in is
+//! refused (`Unavailable`) rather than run unprotected.
 //!
 //! Authentication: a token is accepted when its signature and claims verify and neither its id (`jti`)
 //! nor its session (`sid`) is on the revocation list.
@@ -18,15 +28,23 @@ use galley_kernel::Clock;
 
 use crate::error::{AuthFailure, IdentityError};
 use crate::model::{Credentials, Profile, SignUp, SignUpInput, User};
-use crate::ports::{AttemptTracker, Authenticator, IdentityProvider, RevocationList, TokenVerifier};
+use crate::ports::{
+    AttemptTracker, Authenticator, Budget, IdentityProvider, Reservation, RevocationList, TokenVerifier,
+};
 use crate::tokens::{Principal, TokenSet};
 
-/// Limits for failed sign-ins.
+/// Limits for sign-in attempts (see the module docs for how the budgets combine).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockoutPolicy {
+    /// Attempts per username per window from clients it has not recently signed in from.
     pub max_failures_per_username: u32,
+    /// Attempts per client address (IPv6: per /64) per window, all usernames together.
     pub max_failures_per_client: u32,
+    /// Attempts per (username, client address) per window.
+    pub max_failures_per_username_and_client: u32,
     pub window: Duration,
+    /// How long a successful sign-in exempts its (username, client) from the username budget.
+    pub remember_client_for: Duration,
 }
 
 impl Default for LockoutPolicy {
@@ -34,7 +52,43 @@ impl Default for LockoutPolicy {
         Self {
             max_failures_per_username: 5,
             max_failures_per_client: 5,
+            max_failures_per_username_and_client: 5,
             window: Duration::from_secs(15 * 60),
+            remember_client_for: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// The lockout key of a client address: IPv4 as is (also when written as an IPv4-mapped IPv6 address),
+/// IPv6 by its /64 prefix, which is what one subscriber or host is given and can rotate through freely.
+pub fn client_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => format!("v4:{v4}"),
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            format!("v6:{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// The attempt-tracker keys of one sign-in attempt.
+struct AttemptKeys {
+    username: String,
+    client: Option<String>,
+    /// `username|client`: client keys never contain `|`, so no two pairs collide.
+    pair: Option<String>,
+    known: Option<String>,
+}
+
+impl AttemptKeys {
+    fn new(username: &str, client: Option<IpAddr>) -> Self {
+        let username = User::username_key(username);
+        let client = client.map(client_key);
+        Self {
+            pair: client.as_ref().map(|c| format!("signin:pair:{c}|{username}")),
+            known: client.as_ref().map(|c| format!("signin:known:{c}|{username}")),
+            client: client.map(|c| format!("signin:client:{c}")),
+            username: format!("signin:user:{username}"),
         }
     }
 }
@@ -66,46 +120,68 @@ impl AuthService {
         self.provider.sign_up(SignUp::parse(input)?).await
     }
 
-    /// Signs in, enforcing the lockout policy for the username and the client address.
+    /// Signs in, charging the attempt to its budgets first (see the module docs).
     pub async fn sign_in(
         &self,
         credentials: &Credentials,
         client: Option<IpAddr>,
     ) -> Result<TokenSet, IdentityError> {
-        let user_key = format!("signin:user:{}", User::username_key(&credentials.username));
-        let client_key = client.map(|ip| format!("signin:client:{ip}"));
-
-        self.refuse_if_locked(&user_key, self.policy.max_failures_per_username).await?;
-        if let Some(key) = &client_key {
-            self.refuse_if_locked(key, self.policy.max_failures_per_client).await?;
+        let keys = AttemptKeys::new(&credentials.username, client);
+        let known = match &keys.known {
+            Some(known) => self.attempts.is_remembered(known).await?,
+            None => false,
+        };
+        let mut budgets = Vec::with_capacity(3);
+        if let (Some(client), Some(pair)) = (&keys.client, &keys.pair) {
+            budgets.push(Budget::new(client.clone(), self.policy.max_failures_per_client));
+            budgets.push(Budget::new(pair.clone(), self.policy.max_failures_per_username_and_client));
+        }
+        if !known {
+            budgets.push(Budget::new(keys.username.clone(), self.policy.max_failures_per_username));
+        }
+        if let Reservation::Refused { retry_after } =
+            self.attempts.reserve(&budgets, self.policy.window).await?
+        {
+            // Never advise retrying "in 0 seconds".
+            return Err(IdentityError::LockedOut { retry_after: retry_after.max(Duration::from_secs(1)) });
         }
 
         match self.provider.sign_in(credentials).await {
             Ok(tokens) => {
-                if let Err(error) = self.attempts.reset(&user_key).await {
-                    tracing::warn!(%error, "could not reset failed sign-in count");
-                }
+                self.after_success(&keys).await;
                 Ok(tokens)
             }
-            Err(IdentityError::InvalidCredentials) => {
-                self.attempts.record_failure(&user_key, self.policy.window).await?;
-                if let Some(key) = &client_key {
-                    self.attempts.record_failure(key, self.policy.window).await?;
+            // The charge stays: that was a failed guess.
+            Err(IdentityError::InvalidCredentials) => Err(IdentityError::InvalidCredentials),
+            Err(other) => {
+                // No password was judged: give the attempt back.
+                let charged: Vec<String> = budgets.into_iter().map(|budget| budget.key).collect();
+                if let Err(error) = self.attempts.release(&charged).await {
+                    tracing::warn!(%error, "could not refund a sign-in attempt");
                 }
-                Err(IdentityError::InvalidCredentials)
+                Err(other)
             }
-            Err(other) => Err(other),
         }
     }
 
-    async fn refuse_if_locked(&self, key: &str, limit: u32) -> Result<(), IdentityError> {
-        let state = self.attempts.state(key).await?;
-        if state.failures >= limit {
-            // Never advise retrying "in 0 seconds".
-            let retry_after = state.window_left.max(Duration::from_secs(1));
-            return Err(IdentityError::LockedOut { retry_after });
+    /// Best effort: the user is signed in whatever the tracker says now.
+    async fn after_success(&self, keys: &AttemptKeys) {
+        let resets = std::iter::once(&keys.username).chain(keys.pair.as_ref());
+        for key in resets {
+            if let Err(error) = self.attempts.reset(key).await {
+                tracing::warn!(%error, "could not reset a sign-in budget");
+            }
         }
-        Ok(())
+        if let Some(client) = &keys.client
+            && let Err(error) = self.attempts.release(std::slice::from_ref(client)).await
+        {
+            tracing::warn!(%error, "could not refund the client's sign-in attempt");
+        }
+        if let Some(known) = &keys.known
+            && let Err(error) = self.attempts.remember(known, self.policy.remember_client_for).await
+        {
+            tracing::warn!(%error, "could not remember the signed-in client");
+        }
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError> {
@@ -173,9 +249,7 @@ mod tests {
     use super::*;
     use crate::error::StoreError;
     use crate::model::Password;
-    use crate::ports::{
-        AttemptState, MockAttemptTracker, MockIdentityProvider, MockRevocationList, MockTokenVerifier,
-    };
+    use crate::ports::{MockAttemptTracker, MockIdentityProvider, MockRevocationList, MockTokenVerifier};
     use crate::tokens::{AccessClaims, Audience};
 
     fn credentials() -> Credentials {
@@ -189,10 +263,6 @@ mod tests {
             refresh_token: "r".into(),
             expires_in: 900,
         }
-    }
-
-    fn state(failures: u32) -> AttemptState {
-        AttemptState { failures, window_left: Duration::from_secs(600) }
     }
 
     fn service(provider: MockIdentityProvider, attempts: MockAttemptTracker) -> AuthService {
@@ -216,11 +286,26 @@ mod tests {
     }
 
     const CLIENT: Option<IpAddr> = Some(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    const CLIENT_KEY: &str = "signin:client:v4:127.0.0.1";
+    const PAIR_KEY: &str = "signin:pair:v4:127.0.0.1|alice";
+    const KNOWN_KEY: &str = "signin:known:v4:127.0.0.1|alice";
+    const USER_KEY: &str = "signin:user:alice";
+
+    fn keys_of(budgets: &[Budget]) -> Vec<&str> {
+        budgets.iter().map(|budget| budget.key.as_str()).collect()
+    }
+
+    /// A tracker where the client is not remembered and the reservation answers `reservation`.
+    fn tracker(reservation: Reservation) -> MockAttemptTracker {
+        let mut attempts = MockAttemptTracker::new();
+        attempts.expect_is_remembered().withf(|key| key == KNOWN_KEY).returning(|_| Ok(false));
+        attempts.expect_reserve().times(1).returning(move |_, _| Ok(reservation));
+        attempts
+    }
 
     #[tokio::test]
-    async fn a_locked_username_is_refused_even_with_the_right_password() {
-        let mut attempts = MockAttemptTracker::new();
-        attempts.expect_state().withf(|key| key == "signin:user:alice").returning(|_| Ok(state(5)));
+    async fn a_spent_budget_refuses_even_the_right_password() {
+        let attempts = tracker(Reservation::Refused { retry_after: Duration::from_secs(600) });
         let mut provider = MockIdentityProvider::new();
         provider.expect_sign_in().never();
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
@@ -230,30 +315,40 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_locked_client_address_is_refused() {
+    async fn attempts_are_charged_to_client_pair_and_username_before_the_password_is_checked() {
         let mut attempts = MockAttemptTracker::new();
-        attempts.expect_state().withf(|key| key.starts_with("signin:user:")).returning(|_| Ok(state(0)));
-        attempts.expect_state().withf(|key| key == "signin:client:127.0.0.1").returning(|_| Ok(state(5)));
+        attempts.expect_is_remembered().returning(|_| Ok(false));
+        let mut sequence = mockall::Sequence::new();
+        attempts
+            .expect_reserve()
+            .withf(|budgets, window| {
+                keys_of(budgets) == [CLIENT_KEY, PAIR_KEY, USER_KEY]
+                    && budgets.iter().all(|budget| budget.limit == 5)
+                    && *window == Duration::from_secs(900)
+            })
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_, _| Ok(Reservation::Granted));
         let mut provider = MockIdentityProvider::new();
-        provider.expect_sign_in().never();
+        provider
+            .expect_sign_in()
+            .times(1)
+            .in_sequence(&mut sequence)
+            .returning(|_| Err(IdentityError::InvalidCredentials));
+        attempts.expect_release().never();
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
-        assert!(matches!(result, Err(IdentityError::LockedOut { .. })));
+        assert!(matches!(result, Err(IdentityError::InvalidCredentials)));
     }
 
     #[tokio::test]
-    async fn failures_are_counted_per_username_and_per_client() {
+    async fn a_client_the_user_signed_in_from_is_not_charged_to_the_username_budget() {
         let mut attempts = MockAttemptTracker::new();
-        attempts.expect_state().returning(|_| Ok(state(4)));
+        attempts.expect_is_remembered().withf(|key| key == KNOWN_KEY).returning(|_| Ok(true));
         attempts
-            .expect_record_failure()
-            .withf(|key, _| key == "signin:user:alice")
+            .expect_reserve()
+            .withf(|budgets, _| keys_of(budgets) == [CLIENT_KEY, PAIR_KEY])
             .times(1)
-            .returning(|_, _| Ok(state(5)));
-        attempts
-            .expect_record_failure()
-            .withf(|key, _| key == "signin:client:127.0.0.1")
-            .times(1)
-            .returning(|_, _| Ok(state(5)));
+            .returning(|_, _| Ok(Reservation::Granted));
         let mut provider = MockIdentityProvider::new();
         provider.expect_sign_in().returning(|_| Err(IdentityError::InvalidCredentials));
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
@@ -261,10 +356,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_success_resets_the_username_count_only() {
-        let mut attempts = MockAttemptTracker::new();
-        attempts.expect_state().returning(|_| Ok(state(2)));
-        attempts.expect_reset().withf(|key| key == "signin:user:alice").times(1).returning(|_| Ok(()));
+    async fn a_success_resets_username_and_pair_refunds_the_client_and_remembers_it() {
+        let mut attempts = tracker(Reservation::Granted);
+        attempts.expect_reset().withf(|key| key == USER_KEY).times(1).returning(|_| Ok(()));
+        attempts.expect_reset().withf(|key| key == PAIR_KEY).times(1).returning(|_| Ok(()));
+        attempts.expect_release().withf(|keys| keys == [CLIENT_KEY]).times(1).returning(|_| Ok(()));
+        attempts
+            .expect_remember()
+            .withf(|key, ttl| key == KNOWN_KEY && *ttl == Duration::from_secs(30 * 24 * 3600))
+            .times(1)
+            .returning(|_, _| Ok(()));
         let mut provider = MockIdentityProvider::new();
         provider.expect_sign_in().returning(|_| Ok(tokens()));
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
@@ -272,13 +373,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_attempt_that_judged_no_password_is_refunded() {
+        let mut attempts = tracker(Reservation::Granted);
+        attempts
+            .expect_release()
+            .withf(|keys| keys == [CLIENT_KEY, PAIR_KEY, USER_KEY])
+            .times(1)
+            .returning(|_| Ok(()));
+        let mut provider = MockIdentityProvider::new();
+        provider
+            .expect_sign_in()
+            .returning(|_| Err(IdentityError::Overloaded { retry_after: Duration::from_secs(1) }));
+        let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
+        assert!(matches!(result, Err(IdentityError::Overloaded { .. })));
+    }
+
+    #[tokio::test]
+    async fn without_a_client_address_only_the_username_budget_applies() {
+        let mut attempts = MockAttemptTracker::new();
+        attempts.expect_is_remembered().never();
+        attempts
+            .expect_reserve()
+            .withf(|budgets, _| keys_of(budgets) == [USER_KEY])
+            .returning(|_, _| Ok(Reservation::Granted));
+        let mut provider = MockIdentityProvider::new();
+        provider.expect_sign_in().returning(|_| Err(IdentityError::InvalidCredentials));
+        let result = service(provider, attempts).sign_in(&credentials(), None).await;
+        assert!(matches!(result, Err(IdentityError::InvalidCredentials)));
+    }
+
+    #[tokio::test]
     async fn sign_in_is_refused_when_attempts_cannot_be_checked() {
         let mut attempts = MockAttemptTracker::new();
-        attempts.expect_state().returning(|_| Err(StoreError::Unavailable("redis down".into())));
+        attempts.expect_is_remembered().returning(|_| Ok(false));
+        attempts.expect_reserve().returning(|_, _| Err(StoreError::Unavailable("redis down".into())));
         let mut provider = MockIdentityProvider::new();
         provider.expect_sign_in().never();
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
         assert!(matches!(result, Err(IdentityError::Unavailable(_))));
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_and_mapped_ipv4_as_ipv4() {
+        let ip = |text: &str| text.parse::<IpAddr>().expect("address");
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), "v6:2001:db8:1:2::/64");
+        assert_eq!(client_key(ip("2001:db8:1:2:ffff:1:2:3")), client_key(ip("2001:db8:1:2::9")));
+        assert_ne!(client_key(ip("2001:db8:1:2::1")), client_key(ip("2001:db8:1:3::1")));
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), "v4:192.0.2.7");
+        assert_eq!(client_key(ip("192.0.2.7")), "v4:192.0.2.7");
     }
 
     fn claims() -> AccessClaims {

@@ -151,7 +151,9 @@ async fn identity(
     let policy = LockoutPolicy {
         max_failures_per_username: settings.lockout.max_failures_per_username,
         max_failures_per_client: settings.lockout.max_failures_per_client,
+        max_failures_per_username_and_client: settings.lockout.max_failures_per_username_and_client,
         window: settings.lockout.window,
+        remember_client_for: settings.lockout.remember_client_for,
     };
     let service = AuthService::new(
         Arc::new(provider),
@@ -166,7 +168,7 @@ async fn identity(
         keys,
         issuer,
         cookie_key: galley_http_kit::auth::cookie_key(settings.cookie_key.as_ref())?,
-        access_ttl: settings.access_token_ttl,
+        cookie_max_age: settings.refresh_token_ttl,
     })
 }
 

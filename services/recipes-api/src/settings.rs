@@ -43,10 +43,10 @@ pub struct IdentitySettings {
     pub api_audience: String,
     /// `aud` of ID tokens.
     pub client_id: String,
-    /// Lifetime of access and ID tokens and of the session cookie (seconds).
+    /// Lifetime of access and ID tokens (seconds).
     #[serde(with = "galley_platform::config::duration_secs")]
     pub access_token_ttl: Duration,
-    /// Lifetime of refresh tokens (seconds).
+    /// Lifetime of refresh tokens and of the session cookie that carries one (seconds).
     #[serde(with = "galley_platform::config::duration_secs")]
     pub refresh_token_ttl: Duration,
     /// Base64 key (at least 32 bytes) encrypting the session cookie. Without one a random key is made at
@@ -75,23 +75,34 @@ impl Default for IdentitySettings {
     }
 }
 
-/// `[identity.lockout]`: brute-force protection of sign-in.
+/// `[identity.lockout]`: brute-force protection of sign-in (ADR 0017; every attempt is charged
+/// before the password is checked).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct LockoutSettings {
+    /// Attempts per username per window from clients it has not recently signed in from.
     pub max_failures_per_username: u32,
+    /// Attempts per client address (IPv6: per /64) per window, across usernames.
     pub max_failures_per_client: u32,
+    /// Attempts per (username, client address) per window.
+    pub max_failures_per_username_and_client: u32,
     /// Length of the counting window and of the lock (seconds).
     #[serde(with = "galley_platform::config::duration_secs")]
     pub window: Duration,
+    /// How long a successful sign-in exempts that (username, client) from the username budget (seconds).
+    #[serde(with = "galley_platform::config::duration_secs")]
+    pub remember_client_for: Duration,
 }
 
 impl Default for LockoutSettings {
     fn default() -> Self {
+        let policy = galley_identity::LockoutPolicy::default();
         Self {
-            max_failures_per_username: 5,
-            max_failures_per_client: 5,
-            window: Duration::from_secs(15 * 60),
+            max_failures_per_username: policy.max_failures_per_username,
+            max_failures_per_client: policy.max_failures_per_client,
+            max_failures_per_username_and_client: policy.max_failures_per_username_and_client,
+            window: policy.window,
+            remember_client_for: policy.remember_client_for,
         }
     }
 }

@@ -40,7 +40,8 @@ async fn sign_up_then_sign_in_returns_tokens_and_a_hardened_cookie() {
     assert_eq!(signed_in.status(), StatusCode::OK, "usernames are case-insensitive");
     assert_eq!(signed_in.headers()["cache-control"], "no-store");
     let set_cookie = signed_in.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
-    for attribute in ["Authorization=", "HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=900"] {
+    // The cookie carries the refresh token too, so it lives as long (30 days), not as the access token.
+    for attribute in ["Authorization=", "HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=2592000"] {
         assert!(set_cookie.contains(attribute), "{attribute} in {set_cookie}");
     }
     assert!(!set_cookie.contains("Secure"), "plain HTTP without a trusted TLS proxy");
@@ -344,6 +345,7 @@ async fn sign_with_app_key(app: &TestApp, claims: &Value) -> String {
     let key = keys.last().expect("a key");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(key.kid.clone());
+    header.typ = Some("at+jwt".into());
     let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(key.private_pem.as_bytes()).expect("pem");
     jsonwebtoken::encode(&header, claims, &encoding).expect("signed")
 }
@@ -583,4 +585,93 @@ async fn cookies_are_secure_behind_a_trusted_tls_proxy() {
         .expect("sent");
     let set_cookie = response.headers()[SET_COOKIE].to_str().expect("ascii").to_owned();
     assert!(set_cookie.contains("Secure"), "{set_cookie}");
+    assert!(set_cookie.starts_with("__Host-Authorization="), "the __Host- prefix over TLS: {set_cookie}");
+    assert!(!set_cookie.contains("Domain="), "{set_cookie}");
+    let cookie = set_cookie.split(';').next().expect("name=value").to_owned();
+    let me = app.client.get(app.url("/auth/me")).header(COOKIE, &cookie).send().await.expect("sent");
+    assert_eq!(me.status(), StatusCode::OK, "the __Host- cookie authenticates");
+    // A cookie issued under the old name (here: over plain HTTP) still works over TLS for one release.
+    let plain = app.sign_in("alice", PASSWORD).await;
+    let old_cookie =
+        plain.headers()[SET_COOKIE].to_str().expect("ascii").split(';').next().expect("pair").to_owned();
+    assert!(old_cookie.starts_with("Authorization="), "{old_cookie}");
+    let old_name = app
+        .client
+        .get(app.url("/auth/me"))
+        .header("x-forwarded-proto", "https")
+        .header(COOKIE, &old_cookie)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(old_name.status(), StatusCode::OK, "the old cookie name is still read for one release");
+}
+
+#[tokio::test]
+async fn the_origin_check_compares_the_scheme_too() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    let post_from = |origin: String| {
+        app.client
+            .post(app.url("/recipes"))
+            .header(COOKIE, &alice.cookie)
+            .header("origin", origin)
+            .json(&recipe())
+    };
+    let same = post_from(format!("http://{}", app.address)).send().await.expect("sent");
+    assert_eq!(same.status(), StatusCode::CREATED);
+    // Same host and port, but a page served over https is another origin than this plain-HTTP API.
+    let other_scheme = post_from(format!("https://{}", app.address)).send().await.expect("sent");
+    assert_eq!(other_scheme.status(), StatusCode::FORBIDDEN);
+    assert_eq!(body(other_scheme).await["code"], "cross_site_request");
+}
+
+#[tokio::test]
+async fn an_id_token_is_not_accepted_as_an_access_token() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    assert_eq!(me(&app, &alice.access_token).await, StatusCode::OK);
+    let header = jsonwebtoken::decode_header(&alice.access_token).expect("header");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"), "RFC 9068 access token type");
+    // Signed by the same key, same issuer; with the audience made to match, only the type differs.
+    let mut id_claims = decoded_claims(&alice.id_token);
+    id_claims["aud"] = json!("galley-api");
+    let mut id_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    id_header.kid = header.kid.clone();
+    let store = SqliteStore::open(&app.data_dir.join("galley.db")).await.expect("store");
+    let keys = SqliteSigningKeyStore::new(&store).load().await.expect("keys");
+    let encoding =
+        jsonwebtoken::EncodingKey::from_rsa_pem(keys.last().expect("a key").private_pem.as_bytes())
+            .expect("pem");
+    let id_token = jsonwebtoken::encode(&id_header, &id_claims, &encoding).expect("signed");
+    assert_eq!(me(&app, &id_token).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&app, &alice.id_token).await, StatusCode::UNAUTHORIZED, "nor the ID token as issued");
+}
+
+#[tokio::test]
+async fn over_long_credentials_are_refused_before_any_lookup_or_hashing() {
+    let app = spawn_app().await;
+    app.user("alice").await;
+    let long_username = "a".repeat(65);
+    let long_password = "p".repeat(1025);
+    for _ in 0..8 {
+        let refused = app
+            .client
+            .post(app.url("/auth/signin?locale=vi"))
+            .json(&json!({"username": long_username, "password": long_password}))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(refused.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let problem = body(refused).await;
+        let errors = problem["errors"].as_array().expect("errors").clone();
+        assert_eq!(errors.len(), 2, "{problem}");
+        assert!(errors.iter().all(|e| e["code"] == "too_many_bytes"), "{problem}");
+        let username_error = errors.iter().find(|e| e["field"] == "username").expect("username");
+        assert_eq!(username_error["message"], "chỉ được dài tối đa 64 byte");
+    }
+    let refused = app.sign_in("alice", &"p".repeat(1025)).await;
+    let problem = body(refused).await;
+    assert_eq!(problem["errors"][0]["message"], "must be at most 1024 bytes long");
+    // Nothing was charged to the lockout budgets: eight refusals, and the user still signs in.
+    assert_eq!(app.sign_in("alice", PASSWORD).await.status(), StatusCode::OK);
 }

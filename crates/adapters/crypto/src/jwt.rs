@@ -1,8 +1,10 @@
 //! `JwtAuthority`: signs access and ID tokens with the ring's active key, and verifies access tokens.
 //!
 //! Verification pins RS256 (so `alg: none` and HS256-with-the-public-key forgeries are refused before
-//! any key is used), requires a `kid` naming a published key, then checks issuer, audience and the
-//! validity window against the injected clock with a small leeway for clock skew between hosts.
+//! any key is used), requires the header's `typ: at+jwt` (RFC 9068: access tokens are typed, so an ID
+//! token — same issuer, same keys, possibly the same audience — is never accepted as one), requires a
+//! `kid` naming a published key, then checks issuer, audience and the validity window against the
+//! injected clock with a small leeway for clock skew between hosts.
 //! `jsonwebtoken`'s own time checks are disabled because they read the system clock.
 
 use std::sync::Arc;
@@ -20,6 +22,16 @@ use jsonwebtoken::{Algorithm, DecodingKey, Header, Validation};
 use serde::Serialize;
 
 use crate::keys::KeyRing;
+
+/// The JOSE `typ` of access tokens (RFC 9068 §2.1); `application/at+jwt` is the same type spelt out.
+pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
+
+fn is_access_token_type(typ: Option<&str>) -> bool {
+    typ.is_some_and(|typ| {
+        let typ = typ.strip_prefix("application/").unwrap_or(typ);
+        typ.eq_ignore_ascii_case(ACCESS_TOKEN_TYPE)
+    })
+}
 
 /// Tolerated clock skew between the issuer and the verifier.
 pub const LEEWAY: Duration = Duration::from_secs(5);
@@ -45,6 +57,7 @@ pub struct JwtVerifier {
     clock: Arc<dyn Clock>,
     issuer: String,
     audience: String,
+    require_access_token_type: bool,
 }
 
 impl JwtVerifier {
@@ -54,7 +67,15 @@ impl JwtVerifier {
         issuer: String,
         audience: String,
     ) -> Self {
-        Self { keys, clock, issuer, audience }
+        Self { keys, clock, issuer, audience, require_access_token_type: true }
+    }
+
+    /// Also accepts access tokens without `typ: at+jwt`, for issuers that do not type them (Auth0 types
+    /// them only with its RFC 9068 token profile). Such a verifier then relies on the audience alone to
+    /// tell access from ID tokens, so the API audience must differ from every client id.
+    pub fn accepting_untyped_tokens(mut self) -> Self {
+        self.require_access_token_type = false;
+        self
     }
 }
 
@@ -72,10 +93,11 @@ impl JwtAuthority {
         Self { keys, verifier }
     }
 
-    async fn sign<T: Serialize + Sync>(&self, claims: &T) -> Result<String, IdentityError> {
+    async fn sign<T: Serialize + Sync>(&self, claims: &T, typ: &str) -> Result<String, IdentityError> {
         let key = self.keys.signing_key().await?;
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(key.kid.clone());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &key.encoding)
             .map_err(|error| IdentityError::Internal(format!("signing failed: {error}")))
     }
@@ -84,11 +106,11 @@ impl JwtAuthority {
 #[async_trait]
 impl TokenSigner for JwtAuthority {
     async fn sign_access(&self, claims: &AccessClaims) -> Result<String, IdentityError> {
-        self.sign(claims).await
+        self.sign(claims, ACCESS_TOKEN_TYPE).await
     }
 
     async fn sign_id(&self, claims: &IdClaims) -> Result<String, IdentityError> {
-        self.sign(claims).await
+        self.sign(claims, "JWT").await
     }
 }
 
@@ -108,6 +130,9 @@ impl TokenVerifier for JwtVerifier {
             return Err(AuthFailure::AlgorithmNotAllowed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Malformed)?;
+        if self.require_access_token_type && !is_access_token_type(header.typ.as_deref()) {
+            return Err(AuthFailure::WrongTokenType);
+        }
         let kid = header.kid.ok_or(AuthFailure::UnknownKey)?;
         let key = self
             .keys
@@ -201,7 +226,42 @@ mod tests {
         assert_eq!(verified, claims(&clock));
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(header.alg, Algorithm::RS256);
+        assert_eq!(header.typ.as_deref(), Some("at+jwt"));
         assert!(header.kid.is_some());
+    }
+
+    #[tokio::test]
+    async fn an_id_token_is_not_an_access_token_even_for_the_same_audience() {
+        let (authority, clock, ring) = authority().await;
+        let now = clock.now().timestamp();
+        let id_claims = IdClaims {
+            iss: ISSUER.into(),
+            sub: "user-1".into(),
+            // A client whose id equals the API audience: only the type tells the tokens apart.
+            aud: AUDIENCE.into(),
+            iat: now,
+            exp: now + 900,
+            jti: "id-1".into(),
+            username: "alice".into(),
+            email: "alice@example.com".into(),
+            given_name: None,
+        };
+        let id_token = authority.sign_id(&id_claims).await.expect("signed");
+        assert_eq!(authority.verify_access(&id_token).await, Err(AuthFailure::WrongTokenType));
+
+        let lenient =
+            JwtVerifier::new(ring, clock.clone(), ISSUER.into(), AUDIENCE.into()).accepting_untyped_tokens();
+        assert!(lenient.verify_access(&id_token).await.is_ok(), "the opt-out relies on audiences");
+        let access = authority.sign_access(&claims(&clock)).await.expect("signed");
+        assert!(lenient.verify_access(&access).await.is_ok());
+    }
+
+    #[test]
+    fn the_access_token_type_is_matched_as_rfc_9068_spells_it() {
+        assert!(is_access_token_type(Some("at+jwt")));
+        assert!(is_access_token_type(Some("application/at+JWT")));
+        assert!(!is_access_token_type(Some("JWT")));
+        assert!(!is_access_token_type(None));
     }
 
     #[tokio::test]
@@ -262,6 +322,7 @@ mod tests {
         let kid = jwks["keys"][0]["kid"].as_str().expect("kid").to_owned();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(kid);
+        header.typ = Some("at+jwt".into());
         let token = jsonwebtoken::encode(
             &header,
             &claims(&clock),
@@ -282,7 +343,7 @@ mod tests {
         let forged = format!("{}.{rest}", URL_SAFE_NO_PAD.encode(decoded.to_string()));
         assert_eq!(authority.verify_access(&forged).await, Err(AuthFailure::UnknownKey));
 
-        let without_kid = forge(r#"{"alg":"RS256","typ":"JWT"}"#, &claims(&clock), "c2ln");
+        let without_kid = forge(r#"{"alg":"RS256","typ":"at+jwt"}"#, &claims(&clock), "c2ln");
         assert_eq!(authority.verify_access(&without_kid).await, Err(AuthFailure::UnknownKey));
     }
 

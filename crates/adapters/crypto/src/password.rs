@@ -1,53 +1,205 @@
-//! Argon2id password hashing.
+//! Argon2id password hashing on a bounded pool.
 //!
 //! Default parameters follow OWASP's password storage guidance for Argon2id: 19 MiB of memory, 2
 //! iterations, 1 lane. That costs an attacker with a leaked database ~19 MiB and two passes per guess,
 //! and costs us a few tens of milliseconds per sign-in on one core, which dominates sign-in latency by
 //! design. Hashes are PHC strings that carry their own parameters, so raising them later keeps old
-//! hashes verifiable. Hashing runs on the blocking pool so it never stalls the async workers.
+//! hashes verifiable.
+//!
+//! Each hash holds 19 MiB while it runs, so how many run at once is what bounds memory. Hashing runs
+//! on [`Argon2Params::max_concurrent`] dedicated threads (never on the async workers; default: one per
+//! core, more would only queue inside the OS scheduler). Callers beyond that wait in a
+//! queue of at most [`Argon2Params::max_queued`], each for at most [`Argon2Params::max_wait_ms`]; a
+//! caller that finds the queue full, or waits too long, gets `IdentityError::Overloaded` (a 503 with
+//! `Retry-After`) instead of piling up work. A waiter whose request is dropped (client gone, request
+//! timeout) leaves the queue without hashing; a hash that has started runs to completion, holding its
+//! slot, so the memory bound holds even then.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{Output, ParamsString, PasswordHash, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use async_trait::async_trait;
 use galley_identity::{IdentityError, Password, PasswordHasher};
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
-/// Tunable cost of one hash.
+/// Tunable cost of one hash, and the bounds of the hashing pool (`[identity.argon2]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Argon2Params {
     pub memory_kib: u32,
     pub iterations: u32,
     pub parallelism: u32,
+    /// Hashes running at once; `0` means one per available core.
+    pub max_concurrent: usize,
+    /// Callers allowed to wait for a free slot; beyond that they are refused at once.
+    pub max_queued: usize,
+    /// Longest a caller waits for a slot before it is refused (milliseconds).
+    pub max_wait_ms: u64,
 }
 
 impl Default for Argon2Params {
     fn default() -> Self {
-        Self { memory_kib: 19 * 1024, iterations: 2, parallelism: 1 }
+        Self {
+            memory_kib: 19 * 1024,
+            iterations: 2,
+            parallelism: 1,
+            max_concurrent: 0,
+            max_queued: 32,
+            max_wait_ms: 2_000,
+        }
     }
+}
+
+/// What a refused caller is told to wait before retrying.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// A unit of hashing work for the pool's threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Dedicated hashing threads, admission to the queue in front of them, and their running slots.
+///
+/// Dedicated threads rather than tokio's blocking pool: the allocator keeps memory freed by a thread
+/// in that thread's arena, so 19 MiB hashes spread over the blocking pool's many threads leave up to
+/// 19 MiB resident per thread ever used. With exactly `max_concurrent` threads the resident memory of
+/// hashing is bounded by `max_concurrent × memory_kib` for the life of the process.
+#[derive(Debug)]
+struct HashingPool {
+    /// Running plus waiting callers: `max_concurrent + max_queued` permits, taken without waiting.
+    admitted: Arc<Semaphore>,
+    /// Running hashes: `max_concurrent` permits, one per thread, so a job sent always finds a thread.
+    running: Arc<Semaphore>,
+    max_wait: Duration,
+    /// Hands jobs to the threads; they stop when the pool (this sender) is dropped.
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl HashingPool {
+    fn new(max_concurrent: usize, max_queued: usize, max_wait: Duration) -> Self {
+        let max_concurrent = if max_concurrent == 0 {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        } else {
+            max_concurrent
+        };
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let mut threads: usize = 0;
+        for index in 0..max_concurrent {
+            let queue = Arc::clone(&queue);
+            let spawned = std::thread::Builder::new().name(format!("argon2-{index}")).spawn(move || {
+                loop {
+                    // The lock is held only while taking a job, never while running one.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(poisoned) => poisoned.into_inner().recv(),
+                    };
+                    match job {
+                        // A panicking job drops its answer (the caller gets an error) and its permits;
+                        // the thread lives on for the next one.
+                        Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
+                        Err(_) => return, // the pool is gone
+                    }
+                }
+            });
+            match spawned {
+                Ok(_) => threads += 1,
+                Err(error) => tracing::error!(%error, "could not start a password hashing thread"),
+            }
+        }
+        Self {
+            admitted: Arc::new(Semaphore::new(threads.saturating_add(max_queued))),
+            running: Arc::new(Semaphore::new(threads)),
+            max_wait,
+            jobs,
+        }
+    }
+
+    /// Runs `work` on a hashing thread once a slot is free (see the module docs for the bounds).
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, IdentityError> + Send + 'static,
+    ) -> Result<T, IdentityError> {
+        let overloaded = || IdentityError::Overloaded { retry_after: RETRY_AFTER };
+        let admission = Arc::clone(&self.admitted).try_acquire_owned().map_err(|_| overloaded())?;
+        // Dropping this future here (the request went away) drops `admission`: the caller leaves the
+        // queue and `work` never runs.
+        let slot = tokio::time::timeout(self.max_wait, Arc::clone(&self.running).acquire_owned())
+            .await
+            .map_err(|_| overloaded())?
+            .map_err(|_| IdentityError::Internal("hashing pool closed".into()))?;
+        let (result, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            // Held until the hash is done, even if nobody waits for the result any more.
+            let _permits = (admission, slot);
+            let _ = result.send(work());
+        });
+        self.jobs.send(job).map_err(|_| IdentityError::Internal("no password hashing thread".into()))?;
+        answer.await.map_err(|_| IdentityError::Internal("hashing thread stopped".into()))?
+    }
+}
+
+thread_local! {
+    /// The Argon2 memory of this hashing thread, reused by every hash it runs. Allocating 19 MiB
+    /// (64-byte aligned) per hash fragments the allocator's arenas: measured, resident memory grew by
+    /// ~19 MiB with every hash and never came back. Reusing one buffer per thread keeps hashing at a
+    /// steady `max_concurrent × memory_kib`.
+    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn malformed(error: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Internal(format!("stored hash is malformed: {error}"))
+}
+
+fn hashing_error(error: impl std::fmt::Display) -> IdentityError {
+    IdentityError::Internal(format!("hashing failed: {error}"))
+}
+
+/// Argon2 of `password` and `salt` under `argon` (whose parameters are `params`), computed in this
+/// thread's reusable memory.
+fn compute(
+    argon: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: Salt<'_>,
+) -> Result<Output, IdentityError> {
+    let mut salt_buffer = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buffer).map_err(hashing_error)?;
+    let length = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    MEMORY.with_borrow_mut(|memory| {
+        memory.resize(params.block_count(), Block::new());
+        Output::init_with(length, |out| {
+            argon
+                .hash_password_into_with_memory(password, salt, out, memory.as_mut_slice())
+                .map_err(Into::into)
+        })
+        .map_err(hashing_error)
+    })
 }
 
 #[derive(Debug, Clone)]
 pub struct Argon2Hasher {
     argon: Argon2<'static>,
+    params: Params,
+    pool: Arc<HashingPool>,
 }
 
 impl Argon2Hasher {
     pub fn new(params: Argon2Params) -> Result<Self, IdentityError> {
+        let pool = HashingPool::new(
+            params.max_concurrent,
+            params.max_queued,
+            Duration::from_millis(params.max_wait_ms),
+        );
         let params = Params::new(params.memory_kib, params.iterations, params.parallelism, None)
             .map_err(|error| IdentityError::Internal(format!("invalid Argon2 parameters: {error}")))?;
-        Ok(Self { argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params) })
-    }
-
-    async fn blocking<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(Argon2<'static>) -> Result<T, IdentityError> + Send + 'static,
-    ) -> Result<T, IdentityError> {
-        let argon = self.argon.clone();
-        tokio::task::spawn_blocking(move || work(argon))
-            .await
-            .map_err(|error| IdentityError::Internal(format!("hashing task failed: {error}")))?
+        Ok(Self {
+            argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
+            params,
+            pool: Arc::new(pool),
+        })
     }
 }
 
@@ -55,29 +207,41 @@ impl Argon2Hasher {
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: &Password) -> Result<String, IdentityError> {
         let password = password.expose().to_owned();
-        self.blocking(move |argon| {
-            let salt = SaltString::generate(&mut OsRng);
-            argon
-                .hash_password(password.as_bytes(), &salt)
-                .map(|hash| hash.to_string())
-                .map_err(|error| IdentityError::Internal(format!("hashing failed: {error}")))
-        })
-        .await
+        let (argon, params) = (self.argon.clone(), self.params.clone());
+        self.pool
+            .run(move || {
+                let salt = SaltString::generate(&mut OsRng);
+                let output = compute(&argon, &params, password.as_bytes(), salt.as_salt())?;
+                let phc = PasswordHash {
+                    algorithm: Algorithm::Argon2id.ident(),
+                    version: Some(Version::V0x13.into()),
+                    params: ParamsString::try_from(&params).map_err(hashing_error)?,
+                    salt: Some(salt.as_salt()),
+                    hash: Some(output),
+                };
+                Ok(phc.to_string())
+            })
+            .await
     }
 
     async fn verify(&self, password: &Password, hash: &str) -> Result<bool, IdentityError> {
         let password = password.expose().to_owned();
         let hash = hash.to_owned();
-        self.blocking(move |argon| {
-            let parsed = PasswordHash::new(&hash)
-                .map_err(|error| IdentityError::Internal(format!("stored hash is malformed: {error}")))?;
-            match argon.verify_password(password.as_bytes(), &parsed) {
-                Ok(()) => Ok(true),
-                Err(argon2::password_hash::Error::Password) => Ok(false),
-                Err(error) => Err(IdentityError::Internal(format!("verification failed: {error}"))),
-            }
-        })
-        .await
+        self.pool
+            .run(move || {
+                let parsed = PasswordHash::new(&hash).map_err(malformed)?;
+                let algorithm = Algorithm::try_from(parsed.algorithm).map_err(malformed)?;
+                let version = parsed.version.map(Version::try_from).transpose().map_err(malformed)?;
+                let params = Params::try_from(&parsed).map_err(malformed)?;
+                let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+                    return Err(IdentityError::Internal("stored hash has no salt or output".into()));
+                };
+                // The hash's own parameters: hashes made with older settings stay verifiable.
+                let argon = Argon2::new(algorithm, version.unwrap_or_default(), params.clone());
+                // `Output` compares in constant time.
+                Ok(compute(&argon, &params, password.as_bytes(), salt)? == expected)
+            })
+            .await
     }
 }
 
@@ -96,8 +260,13 @@ mod tests {
 
     #[tokio::test]
     async fn equal_passwords_get_different_salts() {
-        let hasher = Argon2Hasher::new(Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 })
-            .expect("params");
+        let hasher = Argon2Hasher::new(Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            ..Argon2Params::default()
+        })
+        .expect("params");
         let a = hasher.hash(&Password::new("same!pass")).await.expect("hash");
         let b = hasher.hash(&Password::new("same!pass")).await.expect("hash");
         assert_ne!(a, b);
@@ -105,8 +274,13 @@ mod tests {
 
     #[tokio::test]
     async fn hashes_keep_their_own_parameters() {
-        let cheap = Argon2Hasher::new(Argon2Params { memory_kib: 1024, iterations: 1, parallelism: 1 })
-            .expect("params");
+        let cheap = Argon2Hasher::new(Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            ..Argon2Params::default()
+        })
+        .expect("params");
         let hash = cheap.hash(&Password::new("old!pass")).await.expect("hash");
         let current = Argon2Hasher::new(Argon2Params::default()).expect("params");
         assert!(current.verify(&Password::new("old!pass"), &hash).await.expect("verify"));
@@ -121,6 +295,118 @@ mod tests {
 
     #[test]
     fn invalid_parameters_are_refused() {
-        assert!(Argon2Hasher::new(Argon2Params { memory_kib: 1, iterations: 0, parallelism: 0 }).is_err());
+        assert!(
+            Argon2Hasher::new(Argon2Params {
+                memory_kib: 1,
+                iterations: 0,
+                parallelism: 0,
+                ..Argon2Params::default()
+            })
+            .is_err()
+        );
+    }
+
+    /// A job that blocks its hashing slot until told to finish, and records whether it ever ran.
+    struct HeldJob {
+        release: std::sync::mpsc::Sender<()>,
+        ran: Arc<std::sync::atomic::AtomicBool>,
+    }
+
+    fn held_job(pool: &Arc<HashingPool>) -> (HeldJob, tokio::task::JoinHandle<Result<(), IdentityError>>) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let pool = Arc::clone(pool);
+        let task = tokio::spawn(async move {
+            pool.run(move || {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                // Bounded: a test that forgets to release fails instead of hanging.
+                let _ = wait.recv_timeout(Duration::from_secs(30));
+                Ok(())
+            })
+            .await
+        });
+        (HeldJob { release, ran }, task)
+    }
+
+    /// Waits (bounded) until `condition` holds.
+    async fn eventually(condition: impl Fn() -> bool) {
+        for _ in 0..500 {
+            if condition() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("condition not reached within 5 s");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_is_refused_at_once_and_admitted_work_still_finishes() {
+        let pool = Arc::new(HashingPool::new(1, 1, Duration::from_secs(30)));
+        let (running, running_task) = held_job(&pool);
+        eventually(|| running.ran.load(std::sync::atomic::Ordering::SeqCst)).await;
+        let (queued, queued_task) = held_job(&pool);
+        eventually(|| pool.admitted.available_permits() == 0).await;
+
+        let refused = pool.run(|| Ok(())).await;
+        assert!(
+            matches!(refused, Err(IdentityError::Overloaded { retry_after }) if retry_after == RETRY_AFTER)
+        );
+
+        running.release.send(()).expect("release");
+        queued.release.send(()).expect("release");
+        running_task.await.expect("join").expect("the running hash finishes");
+        queued_task.await.expect("join").expect("the queued hash runs next");
+        assert!(queued.ran.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiter_whose_request_is_dropped_leaves_the_queue_without_hashing() {
+        let pool = Arc::new(HashingPool::new(1, 1, Duration::from_secs(30)));
+        let (running, running_task) = held_job(&pool);
+        eventually(|| running.ran.load(std::sync::atomic::Ordering::SeqCst)).await;
+        let (abandoned, abandoned_task) = held_job(&pool);
+        eventually(|| pool.admitted.available_permits() == 0).await;
+
+        abandoned_task.abort();
+        eventually(|| pool.admitted.available_permits() == 1).await;
+        running.release.send(()).expect("release");
+        running_task.await.expect("join").expect("finishes");
+        pool.run(|| Ok(())).await.expect("the freed place is usable");
+        assert!(!abandoned.ran.load(std::sync::atomic::Ordering::SeqCst), "a dropped waiter never hashes");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_queued_caller_is_refused_after_the_longest_wait() {
+        let max_wait = Duration::from_millis(200);
+        let pool = Arc::new(HashingPool::new(1, 4, max_wait));
+        let (running, running_task) = held_job(&pool);
+        eventually(|| running.ran.load(std::sync::atomic::Ordering::SeqCst)).await;
+
+        let started = std::time::Instant::now();
+        let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&ran);
+        let result = pool
+            .run(move || {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok(())
+            })
+            .await;
+        let waited = started.elapsed();
+        assert!(matches!(result, Err(IdentityError::Overloaded { .. })), "{result:?}");
+        assert!(waited >= max_wait, "refused only after waiting {max_wait:?}: {waited:?}");
+        assert!(waited < Duration::from_secs(10), "and not much longer: {waited:?}");
+        assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
+
+        running.release.send(()).expect("release");
+        running_task.await.expect("join").expect("finishes");
+    }
+
+    #[test]
+    fn zero_concurrency_means_one_slot_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let pool = HashingPool::new(0, 3, Duration::from_secs(1));
+        assert_eq!(pool.running.available_permits(), cores);
+        assert_eq!(pool.admitted.available_permits(), cores + 3);
     }
 }

@@ -194,15 +194,20 @@ impl RefreshTokenStore for SqliteRefreshTokenStore {
         if let Err(error) = self.purge_expired().await {
             tracing::warn!(%error, "could not purge expired refresh tokens");
         }
+        // A revoked family stays revoked: a token inserted into it (by a refresh that consumed its
+        // predecessor just before a sign-out revoked the family) is born revoked. One statement, so
+        // SQLite's write lock orders it entirely before or after `revoke_family`.
         sqlx::query(
-            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_us, expires_us)
-             VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_us, expires_us, revoked)
+             VALUES (?, ?, ?, ?, ?,
+                     EXISTS (SELECT 1 FROM refresh_tokens WHERE family_id = ? AND revoked = 1))",
         )
         .bind(&record.token_hash)
         .bind(&record.family_id)
         .bind(record.user_id.as_str())
         .bind(to_us(record.issued_at))
         .bind(to_us(record.expires_at))
+        .bind(&record.family_id)
         .execute(&self.pool)
         .await
         .map_err(store_error)?;

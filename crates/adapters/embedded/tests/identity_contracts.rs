@@ -34,7 +34,7 @@ async fn fresh_signing_keys() -> Option<(Arc<dyn SigningKeyStore>, TempDir)> {
 }
 
 async fn fresh_revocation_list() -> Option<(Arc<dyn RevocationList>, ())> {
-    Some((Arc::new(MemoryRevocationList::new(1024)), ()))
+    Some((Arc::new(MemoryRevocationList::new()), ()))
 }
 
 async fn fresh_attempt_tracker() -> Option<(Arc<dyn AttemptTracker>, ())> {

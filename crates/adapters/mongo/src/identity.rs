@@ -144,6 +144,11 @@ impl RefreshDoc {
     }
 }
 
+/// The id of the marker saying "this family was revoked".
+fn family_marker(family_id: &str) -> String {
+    format!("revoked-family:{family_id}")
+}
+
 /// Refresh tokens; `consume` is one atomic `findOneAndUpdate` on `used: false`.
 #[derive(Debug, Clone)]
 pub struct MongoRefreshTokenStore {
@@ -169,7 +174,22 @@ impl RefreshTokenStore for MongoRefreshTokenStore {
             used: false,
             revoked: false,
         };
-        self.tokens.insert_one(document).await.map(|_| ()).map_err(translate)
+        self.tokens.insert_one(document).await.map_err(translate)?;
+        // A revoked family stays revoked. `revoke_family` writes its marker before it revokes the
+        // family's tokens, so either that sweep saw this token, or the marker is visible now.
+        if self
+            .tokens
+            .find_one(doc! { "_id": family_marker(&record.family_id) })
+            .await
+            .map_err(translate)?
+            .is_some()
+        {
+            self.tokens
+                .update_one(doc! { "_id": &record.token_hash }, doc! { "$set": { "revoked": true } })
+                .await
+                .map_err(translate)?;
+        }
+        Ok(())
     }
 
     async fn consume(&self, token_hash: &str) -> Result<ConsumeOutcome, StoreError> {
@@ -196,6 +216,25 @@ impl RefreshTokenStore for MongoRefreshTokenStore {
     }
 
     async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+        // The marker closes the race with a concurrent `insert` into this family (see there). It is a
+        // used, revoked pseudo-token under an id no SHA-256 hex hash can equal; the TTL index removes it
+        // a day later, when no refresh that raced this revocation can still be running.
+        let now = chrono::Utc::now();
+        let marker = RefreshDoc {
+            token_hash: family_marker(family_id),
+            family_id: family_id.to_owned(),
+            user_id: String::new(),
+            issued_us: micros(now),
+            expires_us: micros(now),
+            expires_at: bson::DateTime::from_millis(now.timestamp_millis()),
+            used: true,
+            revoked: true,
+        };
+        self.tokens
+            .replace_one(doc! { "_id": &marker.token_hash }, &marker)
+            .upsert(true)
+            .await
+            .map_err(translate)?;
         self.tokens
             .update_many(doc! { "family_id": family_id }, doc! { "$set": { "revoked": true } })
             .await

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use galley_identity::{AttemptState, AttemptTracker, RevocationList};
+use galley_identity::{AttemptState, AttemptTracker, Budget, Reservation, RevocationList};
 use galley_kernel::{Cache, CacheError, StoreError};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -144,30 +144,65 @@ impl RevocationList for RedisRevocationList {
     }
 }
 
-/// Failed sign-ins in fixed windows. The increment and the window's start happen in one Lua script, so
-/// concurrent failures on several replicas are all counted and the first one starts the window.
+/// Sign-in attempt budgets in fixed windows. A reservation is one Lua script: it reads every budget and
+/// charges them all only if none is spent, so concurrent attempts on several replicas cannot race past a
+/// limit (Redis runs a script without interleaving other commands). The script touches several keys,
+/// so it needs them on one node: a single primary (with replicas), not Redis Cluster.
 #[derive(Debug, Clone)]
 pub struct RedisAttemptTracker {
     connection: RedisConnection,
-    record: redis::Script,
+    reserve: redis::Script,
+    release: redis::Script,
 }
+
+/// `KEYS`: the budgets' keys; `ARGV[1]`: window (ms); `ARGV[i + 1]`: the limit of `KEYS[i]`.
+/// Returns `{1, 0}` when granted, `{0, longest PTTL of a spent budget}` when refused.
+const RESERVE_SCRIPT: &str = r"
+local longest = 0
+local refused = false
+for i, key in ipairs(KEYS) do
+    local count = tonumber(redis.call('GET', key) or '0')
+    if count >= tonumber(ARGV[i + 1]) then
+        refused = true
+        local ttl = redis.call('PTTL', key)
+        if ttl > longest then longest = ttl end
+    end
+end
+if refused then return {0, longest} end
+for _, key in ipairs(KEYS) do
+    redis.call('INCR', key)
+    if redis.call('PTTL', key) < 0 then
+        redis.call('PEXPIRE', key, ARGV[1])
+    end
+end
+return {1, 0}
+";
+
+/// Takes one attempt back from each key still counting (DECR keeps the key's TTL).
+const RELEASE_SCRIPT: &str = r"
+for _, key in ipairs(KEYS) do
+    if tonumber(redis.call('GET', key) or '0') > 0 then
+        redis.call('DECR', key)
+    end
+end
+return 0
+";
 
 impl RedisAttemptTracker {
     pub fn new(connection: RedisConnection) -> Self {
-        let record = redis::Script::new(
-            r"
-            local count = redis.call('INCR', KEYS[1])
-            if redis.call('PTTL', KEYS[1]) < 0 then
-                redis.call('PEXPIRE', KEYS[1], ARGV[1])
-            end
-            return {count, redis.call('PTTL', KEYS[1])}
-            ",
-        );
-        Self { connection, record }
+        Self {
+            connection,
+            reserve: redis::Script::new(RESERVE_SCRIPT),
+            release: redis::Script::new(RELEASE_SCRIPT),
+        }
     }
 
     fn key(&self, key: &str) -> String {
         self.connection.key(&format!("attempts:{key}"))
+    }
+
+    fn known_key(&self, key: &str) -> String {
+        self.connection.key(&format!("known:{key}"))
     }
 }
 
@@ -180,16 +215,34 @@ fn attempt_state(failures: u64, pttl: i64) -> AttemptState {
 
 #[async_trait]
 impl AttemptTracker for RedisAttemptTracker {
-    async fn record_failure(&self, key: &str, window: Duration) -> Result<AttemptState, StoreError> {
+    async fn reserve(&self, budgets: &[Budget], window: Duration) -> Result<Reservation, StoreError> {
+        let mut invocation = self.reserve.prepare_invoke();
+        invocation.arg(millis(window));
+        for budget in budgets {
+            invocation.key(self.key(&budget.key)).arg(budget.limit);
+        }
         let mut connection = self.connection.manager.clone();
-        let (failures, pttl): (u64, i64) = self
-            .record
-            .key(self.key(key))
-            .arg(millis(window))
-            .invoke_async(&mut connection)
-            .await
-            .map_err(store_error)?;
-        Ok(attempt_state(failures, pttl))
+        let (granted, pttl): (u8, i64) =
+            invocation.invoke_async(&mut connection).await.map_err(store_error)?;
+        Ok(if granted == 1 {
+            Reservation::Granted
+        } else {
+            Reservation::Refused {
+                retry_after: Duration::from_millis(u64::try_from(pttl).unwrap_or_default()),
+            }
+        })
+    }
+
+    async fn release(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.release.prepare_invoke();
+        for key in keys {
+            invocation.key(self.key(key));
+        }
+        let mut connection = self.connection.manager.clone();
+        invocation.invoke_async::<()>(&mut connection).await.map_err(store_error)
     }
 
     async fn state(&self, key: &str) -> Result<AttemptState, StoreError> {
@@ -208,5 +261,19 @@ impl AttemptTracker for RedisAttemptTracker {
 
     async fn reset(&self, key: &str) -> Result<(), StoreError> {
         self.connection.query::<()>(redis::cmd("DEL").arg(self.key(key))).await.map_err(store_error)
+    }
+
+    async fn remember(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        let command = redis::cmd("SET").arg(self.known_key(key)).arg(1).arg("PX").arg(millis(ttl)).clone();
+        self.connection.query::<()>(&command).await.map_err(store_error)
+    }
+
+    async fn is_remembered(&self, key: &str) -> Result<bool, StoreError> {
+        let exists: u32 = self
+            .connection
+            .query(redis::cmd("EXISTS").arg(self.known_key(key)))
+            .await
+            .map_err(store_error)?;
+        Ok(exists > 0)
     }
 }

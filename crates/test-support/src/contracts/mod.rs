@@ -11,6 +11,7 @@ use std::time::Duration;
 pub mod attempts;
 pub mod bus;
 pub mod cache;
+pub mod lockout;
 pub mod recipe_repository;
 pub mod refresh_tokens;
 pub mod revocation_list;

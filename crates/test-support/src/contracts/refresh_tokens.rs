@@ -1,5 +1,5 @@
-//! The refresh-token store contract (embedded SQLite now, MongoDB later): single use, replay detection,
-//! atomic consumption under concurrency and revocation of whole families.
+//! The refresh-token store contract (embedded SQLite, MongoDB): single use, replay detection, atomic
+//! consumption under concurrency and revocation of whole families, which stay revoked.
 //!
 //! Token hashes and family ids are random per case, so the suite also runs against a store shared with
 //! other runs. Records are issued "now" (whole seconds) and expire in 30 days of real time, because
@@ -107,6 +107,30 @@ pub async fn revoking_a_family_revokes_all_its_tokens_and_no_others(tokens: Toke
     );
 }
 
+/// A refresh that consumed a token just before sign-out revoked its family then inserts the rotated
+/// token: that token must not be usable, or the session would outlive its sign-out.
+pub async fn a_revoked_family_stays_revoked_for_tokens_inserted_later(tokens: Tokens) {
+    let session = family();
+    let consumed = record(&session);
+    insert(&tokens, &consumed).await;
+    assert!(matches!(tokens.consume(&consumed.token_hash).await.expect("consume"), ConsumeOutcome::Fresh(_)));
+    tokens.revoke_family(&session).await.expect("revoke family");
+
+    let rotated = record(&session);
+    insert(&tokens, &rotated).await;
+    assert_eq!(
+        tokens.consume(&rotated.token_hash).await.expect("consume"),
+        ConsumeOutcome::Revoked,
+        "a token born into a revoked family is revoked"
+    );
+    let bystander = record(&family());
+    insert(&tokens, &bystander).await;
+    assert!(matches!(
+        tokens.consume(&bystander.token_hash).await.expect("consume"),
+        ConsumeOutcome::Fresh(_)
+    ));
+}
+
 pub async fn revoking_an_unknown_family_is_harmless(tokens: Tokens) {
     tokens.revoke_family(&family()).await.expect("revoking a family without tokens");
 }
@@ -129,6 +153,7 @@ macro_rules! refresh_token_store_contract_tests {
             a_token_is_fresh_once_then_reported_reused,
             concurrent_consumers_see_exactly_one_fresh,
             revoking_a_family_revokes_all_its_tokens_and_no_others,
+            a_revoked_family_stays_revoked_for_tokens_inserted_later,
             revoking_an_unknown_family_is_harmless,
             unknown_tokens_are_unknown,
         );

@@ -6,6 +6,9 @@ problem-invalid_credentials-title = Đăng nhập thất bại
 problem-invalid_credentials-detail = Tên đăng nhập hoặc mật khẩu không đúng.
 problem-invalid_refresh_token-title = Refresh token không hợp lệ
 problem-invalid_refresh_token-detail = Refresh token không tồn tại, đã hết hạn, đã bị thu hồi hoặc đã được dùng. Hãy đăng nhập lại.
+problem-sign_in_busy-title = Máy chủ đang bận
+problem-sign_in_busy-detail = Hiện có quá nhiều mật khẩu đang được kiểm tra; hãy thử lại sau { $seconds } giây.
+violation-too_many_bytes = chỉ được dài tối đa { $max } byte
 problem-account_exists-title = Tài khoản đã tồn tại
 problem-account_exists-detail = { $count ->
    *[other] Giá trị này đã được tài khoản khác sử dụng; xem chi tiết trong errors.

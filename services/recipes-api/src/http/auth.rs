@@ -27,8 +27,9 @@ pub struct AuthState {
     pub keys: Arc<KeyRing>,
     pub issuer: IssuerConfig,
     pub cookie_key: Key,
-    /// Lifetime of access tokens, used as the cookie's Max-Age.
-    pub access_ttl: Duration,
+    /// The session cookie's Max-Age: the refresh token's lifetime, since the cookie carries it and must
+    /// outlive the access token inside to renew it.
+    pub cookie_max_age: Duration,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -139,7 +140,7 @@ fn token_response(state: &AuthState, tokens: TokenSet, client: ClientInfo) -> Re
             access_token: tokens.access_token.clone(),
             refresh_token: tokens.refresh_token.clone(),
         },
-        state.access_ttl,
+        state.cookie_max_age,
         client,
     );
     let body = TokenResponse {
@@ -177,7 +178,8 @@ pub async fn sign_up(
     Ok((StatusCode::CREATED, Json(SignUpResponse { username: profile.username, email: profile.email })))
 }
 
-/// Sign in with username and password. Also sets the encrypted `Authorization` session cookie.
+/// Sign in with username and password. Also sets the encrypted session cookie (`__Host-Authorization`
+/// over HTTPS, `Authorization` over plain HTTP).
 #[utoipa::path(
     post, path = "/auth/signin", tag = "auth", request_body = SignInRequest,
     responses(
@@ -212,7 +214,8 @@ pub async fn refresh(
 ) -> Result<Response, ApiError> {
     let cookie =
         auth::read_session(request.headers(), &state.cookie_key).map(|session| session.refresh_token);
-    let cookie_is_usable = auth::same_origin_or_not_a_browser(request.method(), request.headers());
+    let cookie_is_usable =
+        auth::same_origin_or_not_a_browser(request.method(), request.uri(), request.headers(), client.secure);
     let from_body = if request.headers().contains_key(header::CONTENT_TYPE) {
         let JsonBody(body) = JsonBody::<RefreshRequest>::from_request(request, &()).await?;
         body.refresh_token

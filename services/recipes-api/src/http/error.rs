@@ -85,6 +85,13 @@ fn identity_problem(error: IdentityError) -> Problem {
                 .with_arg("seconds", i64::try_from(seconds).unwrap_or(i64::MAX))
                 .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
         }
+        IdentityError::Overloaded { retry_after } => {
+            let seconds = retry_after.as_secs().max(1);
+            tracing::warn!(seconds, "password hashing pool full: sign-in/up refused");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "sign_in_busy")
+                .with_arg("seconds", i64::try_from(seconds).unwrap_or(i64::MAX))
+                .with_header(header::RETRY_AFTER, HeaderValue::from(seconds))
+        }
         IdentityError::Unavailable(error) => {
             tracing::error!(%error, "identity dependency unavailable");
             Problem::unavailable()
@@ -148,6 +155,10 @@ mod tests {
             problem(IdentityError::Unavailable("redis".into())).status,
             StatusCode::SERVICE_UNAVAILABLE
         );
+        let busy = problem(IdentityError::Overloaded { retry_after: std::time::Duration::from_secs(2) });
+        assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(busy.code, "sign_in_busy");
+        assert!(busy.headers.iter().any(|(name, value)| name == header::RETRY_AFTER && value == "2"));
     }
 
     #[test]
