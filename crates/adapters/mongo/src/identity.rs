@@ -1,7 +1,6 @@
 //! Users, refresh tokens and signing keys.
 
 use async_trait::async_trait;
-use futures::TryStreamExt as _;
 use galley_identity::{
     ConsumeOutcome, InsertUserError, RefreshRecord, RefreshTokenStore, SigningKeyStore, StoreError,
     StoredSigningKey, UniqueField, User, UserRepository,
@@ -12,7 +11,7 @@ use mongodb::bson::{self, doc};
 use mongodb::options::{FindOneAndUpdateOptions, FindOptions, ReturnDocument};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{MongoStore, instant, is_duplicate_key, micros, translate};
+use crate::store::{MongoStore, find_all, instant, is_duplicate_key, micros, translate};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct UserDoc {
@@ -268,15 +267,7 @@ impl MongoSigningKeyStore {
 impl SigningKeyStore for MongoSigningKeyStore {
     async fn load(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
         let options = FindOptions::builder().sort(doc! { "created_us": 1, "_id": 1 }).build();
-        let docs: Vec<KeyDoc> = self
-            .keys
-            .find(doc! {})
-            .with_options(options)
-            .await
-            .map_err(translate)?
-            .try_collect()
-            .await
-            .map_err(translate)?;
+        let docs = find_all(&self.keys, doc! {}, options).await.map_err(translate)?;
         docs.into_iter()
             .map(|key| {
                 Ok(StoredSigningKey {

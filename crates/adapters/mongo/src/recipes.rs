@@ -2,7 +2,6 @@
 //! (`name_key`, `published_us`, `search_text`) beside the content, as the embedded store keeps them.
 
 use async_trait::async_trait;
-use futures::TryStreamExt as _;
 use galley_kernel::{Page, UserId};
 use galley_recipes::{
     Recipe, RecipeId, RecipeQuery, RecipeRepository, RecipeSort, RepositoryError, Revision, TagMatch,
@@ -13,7 +12,7 @@ use mongodb::bson::{Document, doc};
 use mongodb::options::FindOptions;
 use serde::{Deserialize, Serialize};
 
-use crate::store::{MongoStore, instant, micros, translate};
+use crate::store::{MongoStore, find_all, instant, micros, translate};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct RecipeDoc {
@@ -150,15 +149,7 @@ impl RecipeRepository for MongoRecipeRepository {
             .skip(query.page.offset())
             .limit(i64::from(query.page.limit()))
             .build();
-        let docs: Vec<RecipeDoc> = self
-            .recipes
-            .find(filter.clone())
-            .with_options(options)
-            .await
-            .map_err(repository_error)?
-            .try_collect()
-            .await
-            .map_err(repository_error)?;
+        let docs = find_all(&self.recipes, filter.clone(), options).await.map_err(repository_error)?;
         let total = self.recipes.count_documents(filter).await.map_err(repository_error)?;
         let items = docs.into_iter().map(RecipeDoc::into_recipe).collect::<Result<_, _>>()?;
         Ok(Page { items, request: query.page, total })

@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use futures::TryStreamExt as _;
 use galley_kernel::{Page, StoreError, UserId};
 use galley_rss::FeedUrl;
 use galley_rss::model::{Entry, EntryQuery, Job, JobId, JobStatus};
@@ -17,7 +16,7 @@ use mongodb::options::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::store::{MongoStore, instant, is_duplicate_key, micros, signed, translate, unsigned};
+use crate::store::{MongoStore, find_all, instant, is_duplicate_key, micros, signed, translate, unsigned};
 
 const NOT_FINAL: [&str; 2] = ["queued", "fetching"];
 
@@ -173,15 +172,8 @@ impl JobRepository for MongoJobRepository {
     ) -> Result<Vec<Job>, StoreError> {
         let options =
             FindOptions::builder().sort(doc! { "updated_us": 1, "_id": 1 }).limit(i64::from(limit)).build();
-        let docs: Vec<JobDoc> = self
-            .jobs
-            .find(doc! { "status": status.as_str(), "updated_us": { "$lt": micros(before) } })
-            .with_options(options)
-            .await
-            .map_err(translate)?
-            .try_collect()
-            .await
-            .map_err(translate)?;
+        let filter = doc! { "status": status.as_str(), "updated_us": { "$lt": micros(before) } };
+        let docs = find_all(&self.jobs, filter, options).await.map_err(translate)?;
         docs.into_iter().map(JobDoc::into_job).collect()
     }
 
@@ -292,15 +284,7 @@ impl EntryRepository for MongoEntryRepository {
             .skip(query.page.offset())
             .limit(i64::from(query.page.limit()))
             .build();
-        let docs: Vec<EntryDoc> = self
-            .entries
-            .find(filter.clone())
-            .with_options(options)
-            .await
-            .map_err(translate)?
-            .try_collect()
-            .await
-            .map_err(translate)?;
+        let docs = find_all(&self.entries, filter.clone(), options).await.map_err(translate)?;
         let total = self.entries.count_documents(filter).await.map_err(translate)?;
         let items = docs.into_iter().map(EntryDoc::into_entry).collect::<Result<_, _>>()?;
         Ok(Page { items, request: query.page, total })

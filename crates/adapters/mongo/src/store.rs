@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
+use futures::TryStreamExt as _;
 use galley_kernel::StoreError;
 use galley_platform::MongoDbSettings;
 use galley_platform::secret::ExposeSecret as _;
-use mongodb::bson::doc;
+use mongodb::bson::{Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions};
-use mongodb::{Client, Database, IndexModel};
+use mongodb::options::{ClientOptions, FindOptions, IndexOptions};
+use mongodb::{Client, Collection, Database, IndexModel};
 
 /// The database every Mongo repository works on. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -93,7 +94,7 @@ impl MongoStore {
         ];
         for (collection, indexes) in plan {
             self.database
-                .collection::<mongodb::bson::Document>(collection)
+                .collection::<Document>(collection)
                 .create_indexes(indexes)
                 .await
                 .map_err(translate)?;
@@ -139,6 +140,19 @@ pub(crate) fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
         ErrorKind::Command(command) => command.code == 11000,
         _ => false,
     }
+}
+
+/// Every document of `collection` that `filter` matches, in the order and window `options` set: the
+/// find-then-collect round trip of every listing. Errors stay the driver's, for the caller's translation.
+pub(crate) async fn find_all<T>(
+    collection: &Collection<T>,
+    filter: Document,
+    options: FindOptions,
+) -> Result<Vec<T>, mongodb::error::Error>
+where
+    T: serde::de::DeserializeOwned + Unpin + Send + Sync,
+{
+    collection.find(filter).with_options(options).await?.try_collect().await
 }
 
 /// Driver errors into the ports' contract: trouble reaching the server is "unavailable".
