@@ -56,3 +56,6 @@ if [ -z "${GALLEY_TEST_RABBITMQ_URL:-}" ] && ! listening 5672; then
   as_root rabbitmq-server -detached >/dev/null 2>&1 || rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_for_port 5672 90 "RabbitMQ"
 fi
+
+# moto (local AWS: SQS, KMS) and OpenBao, in a project-local virtualenv.
+"$(dirname "$0")/python-tools.sh"

@@ -16,6 +16,9 @@
 //! - [`mongodb`]: `MongoTestDatabase`, a test's own database on `GALLEY_TEST_MONGODB_URI`, dropped
 //!   without blocking the runtime its client lives on.
 //! - [`rabbitmq`]: `RabbitMqNode`, a private broker node that failure drills stop and restart.
+//! - [`moto`]: `MotoServer`, a private local AWS (SQS, KMS) on a free port.
+//! - [`openbao`]: `OpenBao`, a private Vault-compatible server (dev, or real with a seal).
+//! - [`process`]: free ports, the project-local tools, processes killed on drop.
 //! - [`fixtures`]: builders for domain values and a `ManualClock`.
 //! - [`feeds`]: `FixtureServer`, a loopback HTTP server serving feeds of every format and every
 //!   misbehaviour a fetcher must survive (slow, huge, bombs, redirects, 304, 429, charsets).
@@ -25,5 +28,8 @@ pub mod contracts;
 pub mod feeds;
 pub mod fixtures;
 pub mod mongodb;
+pub mod moto;
+pub mod openbao;
+pub mod process;
 pub mod rabbitmq;
 pub mod redis;
