@@ -30,7 +30,7 @@ fmt: ## Check formatting (cargo fmt --all to fix)
 lint: ## Clippy on every target, warnings denied
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-bench: ## Load-test GET /recipes and GET /recipes/{id} on the release build with wrk
+bench: ## Read-path load test (wrk) of the release build against a bare-axum ceiling; prints ratios
 	scripts/bench.sh
 
 bench-rss: ## End-to-end RSS ingestion: 1,000-entry feed POST → job done, entries/s (release build)

@@ -49,6 +49,26 @@ pub fn if_none_match_hits(headers: &HeaderMap, revision: u64) -> bool {
     }
 }
 
+/// Whether `If-None-Match` lists the entity tag `current` (a complete `ETag` value such as `"3"` or
+/// `W/"l12ab"`) by the weak comparison (RFC 9110 §8.8.3.2: `W/` prefixes are ignored), or is `*`.
+pub fn if_none_match_lists(headers: &HeaderMap, current: &HeaderValue) -> bool {
+    let Some(current) = current.to_str().ok().and_then(parse_single) else { return false };
+    match members(headers, &header::IF_NONE_MATCH) {
+        None => false,
+        Some(Members::Any) => true,
+        Some(Members::Tags(tags)) => tags.iter().any(|tag| tag.opaque == current.opaque),
+    }
+}
+
+/// `value` as exactly one entity tag.
+fn parse_single(value: &str) -> Option<EntityTag<'_>> {
+    let mut tags = Vec::with_capacity(1);
+    match parse_list(value, &mut tags) {
+        false if tags.len() == 1 => tags.pop(),
+        _ => None,
+    }
+}
+
 /// One well-formed entity tag of a list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct EntityTag<'a> {
@@ -139,6 +159,27 @@ mod tests {
             map.append(name.clone(), HeaderValue::from_static(value));
         }
         map
+    }
+
+    #[test]
+    fn if_none_match_lists_compares_any_tag_weakly() {
+        let list_tag = HeaderValue::from_static("W/\"l0a1b\"");
+        let lists = |values: &[&'static str], tag: &HeaderValue| {
+            if_none_match_lists(&headers(header::IF_NONE_MATCH, values), tag)
+        };
+        assert!(lists(&["W/\"l0a1b\""], &list_tag));
+        assert!(lists(&["\"l0a1b\""], &list_tag), "weak comparison ignores W/");
+        assert!(lists(&["\"x\", W/\"l0a1b\""], &list_tag), "any member of the list");
+        assert!(lists(&["\"x\"", "W/\"l0a1b\""], &list_tag), "over several header lines");
+        assert!(lists(&["*"], &list_tag));
+        assert!(!lists(&["W/\"l0a1c\""], &list_tag));
+        assert!(!lists(&[], &list_tag), "no header, no match");
+        assert!(lists(&["\"7\""], &HeaderValue::from_static("\"7\"")));
+        assert!(!lists(&["\"07\""], &HeaderValue::from_static("\"7\"")), "opaque tags compare exactly");
+        assert!(
+            !lists(&["*"], &HeaderValue::from_static("not a tag")),
+            "a malformed current tag never matches"
+        );
     }
 
     fn if_match_of(values: &[&'static str]) -> IfMatch {

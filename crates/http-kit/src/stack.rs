@@ -1,6 +1,7 @@
 //! The middleware stack every Galley API runs behind, outermost first:
 //!
-//! 1. request id: reuse the client's `x-request-id` or mint a UUID, and echo it on the response;
+//! 1. request id: reuse the client's `x-request-id` or mint one ([`RequestIds`]: a random
+//!    per-process prefix and a counter, no system call per request), and echo it on the response;
 //! 2. tracing: one span per request carrying method, path and request id, so every log line of the
 //!    request (including a panic's) can be found by the id quoted in an error response;
 //! 3. locale + problem rendering: negotiates the locale, sets `Content-Language`, and turns every
@@ -23,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use galley_platform::{HealthCheck, HttpSettings, Locale, Localizer};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -39,6 +40,36 @@ const REQUEST_ID: &str = "x-request-id";
 pub struct HttpContext {
     pub localizer: Arc<Localizer>,
     pub settings: HttpSettings,
+}
+
+/// Mints request ids: `<16 hex digits, random per process>-<counter>`, unique within the process
+/// and, by the random prefix, across processes and restarts. Request ids are for finding log lines,
+/// not secrets, so they need no randomness per request: a UUID v4 would cost a `getrandom` system
+/// call on every request, this costs an atomic increment.
+#[derive(Debug, Clone)]
+pub struct RequestIds {
+    prefix: Arc<str>,
+    counter: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl RequestIds {
+    pub fn new() -> Self {
+        let prefix = uuid::Uuid::new_v4().simple().to_string();
+        Self { prefix: Arc::from(&prefix[..16]), counter: Arc::default() }
+    }
+}
+
+impl Default for RequestIds {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MakeRequestId for RequestIds {
+    fn make_request_id<B>(&mut self, _request: &http::Request<B>) -> Option<RequestId> {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{}-{n}", self.prefix)).ok().map(RequestId::new)
+    }
 }
 
 /// The router of a whole process: the services' `routes`, `/health/live` and `/health/ready` over
@@ -62,7 +93,7 @@ pub fn with_standard_layers(router: Router, context: HttpContext) -> Router {
     let body_limit = context.settings.body_limit_bytes;
     router.fallback(route_not_found).layer(
         ServiceBuilder::new()
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(|request: &Request| {
@@ -117,16 +148,11 @@ async fn localize(State(context): State<Arc<HttpContext>>, mut request: Request,
         query_locale(request.uri().query()).as_deref(),
         request.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
     );
-    let request_context = RequestContext {
-        path: request.uri().path().to_owned(),
-        method: request.method().to_string(),
-        request_id: request
-            .headers()
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
-    };
+    // Only a problem needs these, and few responses are problems: keep cheap handles (a `Uri` and a
+    // `HeaderValue` clone share their bytes) and build the strings only when rendering one.
+    let uri = request.uri().clone();
+    let method = request.method().clone();
+    let request_id = request.headers().get(REQUEST_ID).cloned();
     request.extensions_mut().insert(RequestLocale(locale));
     let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|info| info.0);
     let client = ClientInfo::resolve(peer, request.headers(), &context.settings.trusted_proxies);
@@ -144,6 +170,11 @@ async fn localize(State(context): State<Arc<HttpContext>>, mut request: Request,
             .then(|| Problem::from_status(status))
     });
     if let Some(problem) = problem {
+        let request_context = RequestContext {
+            path: uri.path().to_owned(),
+            method: method.to_string(),
+            request_id: request_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned(),
+        };
         response = render(&context, locale, &request_context, &problem, response);
     }
     let headers = response.headers_mut();
@@ -195,6 +226,23 @@ fn human_bytes(bytes: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_and_share_the_process_prefix() {
+        let mut ids = RequestIds::new();
+        let request = http::Request::new(());
+        let first = ids.make_request_id(&request).expect("id");
+        let second = ids.clone().make_request_id(&request).expect("id");
+        let (first, second) = (first.header_value().clone(), second.header_value().clone());
+        assert_ne!(first, second, "clones share the counter");
+        let prefix = |v: &HeaderValue| v.to_str().expect("ascii").split('-').next().map(str::to_owned);
+        assert_eq!(prefix(&first), prefix(&second));
+        assert_eq!(prefix(&first).map(|p| p.len()), Some(16));
+        assert_ne!(
+            prefix(&first),
+            prefix(&RequestIds::new().make_request_id(&request).expect("id").header_value().clone())
+        );
+    }
 
     #[test]
     fn human_bytes_uses_exact_binary_units() {

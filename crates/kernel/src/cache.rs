@@ -36,6 +36,13 @@ pub trait Cache: Send + Sync + std::fmt::Debug {
     /// Reads the counter at `key` without changing it (0 when missing).
     async fn counter(&self, key: &str) -> Result<u64, CacheError>;
 
+    /// Reads the counter at `counter` (0 when missing) and the value under `key`, as one operation
+    /// where the backend allows (Redis: one `MGET` round trip): what a generation-checked read needs.
+    async fn get_with_counter(&self, counter: &str, key: &str) -> Result<(u64, Option<Bytes>), CacheError> {
+        let generation = self.counter(counter).await?;
+        Ok((generation, self.get(key).await?))
+    }
+
     /// Cheap round trip for readiness probes.
     async fn ping(&self) -> Result<(), CacheError>;
 }

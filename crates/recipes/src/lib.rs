@@ -5,7 +5,7 @@
 //!   `RecipeDraft` (validated user input).
 //! - [`query`]: `RecipeQuery` for listing (paging, tags with any/all, text search, sort).
 //! - [`ports`]: the `RecipeRepository` port and its error contract.
-//! - [`service`]: `RecipeService`, the use cases, applying the cache port cache-aside.
+//! - [`service`]: `RecipeService`, the use cases (no caching: that is the serving edge's concern).
 //! - [`error`]: `RecipeError`, what the use cases can fail with.
 //! - [`seed`]: our own sample recipes for first start.
 
@@ -20,4 +20,4 @@ pub use error::RecipeError;
 pub use model::{Actor, Precondition, Recipe, RecipeDraft, RecipeId, RecipeInput, Revision};
 pub use ports::{RecipeRepository, RepositoryError, WriteOutcome};
 pub use query::{RecipeQuery, RecipeSort, TagMatch};
-pub use service::{CacheTtls, RecipeService};
+pub use service::RecipeService;

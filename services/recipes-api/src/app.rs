@@ -16,7 +16,9 @@ use galley_identity::{
 };
 use galley_kernel::{Cache, Clock, SystemClock};
 use galley_platform::{CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreSettings};
-use galley_recipes::{CacheTtls, RecipeService};
+use galley_recipes::RecipeService;
+
+use crate::reads::{CacheTtls, InvalidatingRecipeRepository, RecipeReads};
 use galley_wiring::{CacheAdapters, DocumentStore};
 use tokio::net::TcpListener;
 
@@ -79,12 +81,13 @@ impl RecipesModule {
         settings.environment.check_cookie_key(settings.identity.cookie_key.as_ref())?;
         let clock = Arc::clone(&infrastructure.clock);
         let ttls = CacheTtls { item: settings.cache.item_ttl, list: settings.cache.list_ttl };
-        let service = RecipeService::new(
+        // Every write through the store bumps the cache generation; reads are served encoded.
+        let recipes = Arc::new(InvalidatingRecipeRepository::new(
             Arc::clone(&infrastructure.store.recipes),
             Arc::clone(&infrastructure.cache),
-            Arc::clone(&clock),
-            ttls,
-        );
+        ));
+        let service = RecipeService::new(recipes, Arc::clone(&clock));
+        let reads = RecipeReads::new(service.clone(), Arc::clone(&infrastructure.cache), ttls);
 
         let auth_state = identity(infrastructure, &settings.identity, issuer).await?;
         let auth = AuthConfig {
@@ -97,7 +100,12 @@ impl RecipesModule {
         ];
         let throttles = http::AuthThrottles::from_settings(&settings.limits)?;
         Ok(Self {
-            router: http::routes(service.clone(), auth_state, auth.clone(), &throttles),
+            router: http::routes(
+                http::RecipesState { service: service.clone(), reads },
+                auth_state,
+                auth.clone(),
+                &throttles,
+            ),
             health_checks,
             openapi: http::openapi(),
             service,

@@ -5,11 +5,14 @@
 //! - [`app`]: composition root: picks adapters from settings, builds the module (routes, health checks,
 //!   OpenAPI) and the standalone [`app::Application`].
 //! - [`http`]: handlers, request/response models, the API error and the OpenAPI document.
+//! - [`reads`]: the read model: cached, already-encoded answers and the repository decorator that
+//!   invalidates them on every write.
 //!
 //! The `galley` all-in-one binary mounts [`app::RecipesModule`] next to the other services.
 
 pub mod app;
 pub mod http;
+pub mod reads;
 pub mod settings;
 
 pub use app::{Application, RecipesModule};

@@ -221,6 +221,49 @@ async fn malformed_bodies_are_400_415_or_413() {
     assert_eq!(body["detail"], "Nội dung yêu cầu không được vượt quá 1 MiB.");
 }
 
+/// List pages carry a weak ETag of their content: a client revalidating an unchanged page gets a 304
+/// with no body, a write that changes the page gives it a new tag, and the same content gets the same
+/// tag again (another service instance, another cache).
+#[tokio::test]
+async fn list_pages_revalidate_with_a_weak_etag() {
+    let app = spawn_app().await;
+    let alice = app.user("alice").await;
+    assert_eq!(post_as(&app, &alice, "/recipes", &valid_recipe()).await.status(), StatusCode::CREATED);
+
+    let first = app.get("/recipes?limit=5").await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let tag = first.headers()[ETAG].to_str().expect("ascii").to_owned();
+    assert!(tag.starts_with("W/\""), "weak list tag: {tag}");
+    let body = first.bytes().await.expect("body");
+
+    let again =
+        app.client.get(app.url("/recipes?limit=5")).header(IF_NONE_MATCH, &tag).send().await.expect("sent");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(again.headers()[ETAG].to_str().expect("ascii"), tag);
+    assert!(again.bytes().await.expect("body").is_empty(), "a 304 has no body");
+
+    let other_page = app
+        .client
+        .get(app.url("/recipes?limit=5&page=2"))
+        .header(IF_NONE_MATCH, &tag)
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(other_page.status(), StatusCode::OK, "another page has another tag");
+
+    let mut changed = valid_recipe();
+    changed["name"] = json!("Phở bò");
+    assert_eq!(post_as(&app, &alice, "/recipes", &changed).await.status(), StatusCode::CREATED);
+    let after =
+        app.client.get(app.url("/recipes?limit=5")).header(IF_NONE_MATCH, &tag).send().await.expect("sent");
+    assert_eq!(after.status(), StatusCode::OK, "the page changed, so the old tag no longer matches");
+    let new_tag = after.headers()[ETAG].to_str().expect("ascii").to_owned();
+    assert_ne!(new_tag, tag);
+    let after_body: Value = after.json().await.expect("json");
+    assert!(after_body.to_string().contains("Phở bò"), "read its own write: {after_body}");
+    assert_ne!(serde_json::from_slice::<Value>(&body).expect("json"), after_body);
+}
+
 #[tokio::test]
 async fn unknown_routes_methods_and_ids_are_problems() {
     let app = spawn_app().await;

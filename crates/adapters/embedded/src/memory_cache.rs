@@ -1,10 +1,13 @@
 //! In-process cache on moka: bounded by total bytes, per-entry TTL, lock-free reads.
 //!
 //! Counters (generation numbers) live in a separate map because they must never be evicted: losing one
-//! would let stale entries of an older generation be read again.
+//! would let stale entries of an older generation be read again. They are atomics under a read-mostly
+//! lock: every cached read loads one, so reading must not serialise readers (the write lock is only
+//! taken the first time a counter is created).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -40,7 +43,7 @@ impl Expiry<String, Entry> for PerEntryTtl {
 #[derive(Debug)]
 pub struct MemoryCache {
     entries: moka::future::Cache<String, Entry>,
-    counters: Mutex<HashMap<String, u64>>,
+    counters: RwLock<HashMap<String, AtomicU64>>,
 }
 
 impl MemoryCache {
@@ -53,11 +56,11 @@ impl MemoryCache {
             })
             .expire_after(PerEntryTtl)
             .build();
-        Self { entries, counters: Mutex::new(HashMap::new()) }
+        Self { entries, counters: RwLock::new(HashMap::new()) }
     }
 
-    fn counters(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, u64>>, CacheError> {
-        self.counters.lock().map_err(|_| CacheError::Unavailable("counter map poisoned".into()))
+    fn poisoned<T>(_: T) -> CacheError {
+        CacheError::Unavailable("counter map poisoned".into())
     }
 }
 
@@ -84,14 +87,17 @@ impl Cache for MemoryCache {
     }
 
     async fn increment(&self, key: &str) -> Result<u64, CacheError> {
-        let mut counters = self.counters()?;
-        let counter = counters.entry(key.to_owned()).or_default();
-        *counter += 1;
-        Ok(*counter)
+        if let Some(counter) = self.counters.read().map_err(Self::poisoned)?.get(key) {
+            return Ok(counter.fetch_add(1, Ordering::AcqRel) + 1);
+        }
+        let mut counters = self.counters.write().map_err(Self::poisoned)?;
+        let counter = counters.entry(key.to_owned()).or_insert_with(|| AtomicU64::new(0));
+        Ok(counter.fetch_add(1, Ordering::AcqRel) + 1)
     }
 
     async fn counter(&self, key: &str) -> Result<u64, CacheError> {
-        Ok(self.counters()?.get(key).copied().unwrap_or_default())
+        let counters = self.counters.read().map_err(Self::poisoned)?;
+        Ok(counters.get(key).map_or(0, |counter| counter.load(Ordering::Acquire)))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

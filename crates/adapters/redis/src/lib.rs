@@ -74,7 +74,8 @@ fn store_error(error: redis::RedisError) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
 
-/// The cache port on Redis (`GET`, `SET … PX`, `DEL`, `INCR`).
+/// The cache port on Redis (`GET`, `SET … PX`, `DEL`, `INCR`; a counter and an entry together with
+/// one `MGET`).
 #[derive(Debug, Clone)]
 pub struct RedisCache(pub RedisConnection);
 
@@ -104,6 +105,13 @@ impl Cache for RedisCache {
         let value: Option<u64> =
             self.0.query(redis::cmd("GET").arg(self.0.key(key))).await.map_err(cache_error)?;
         Ok(value.unwrap_or_default())
+    }
+
+    async fn get_with_counter(&self, counter: &str, key: &str) -> Result<(u64, Option<Bytes>), CacheError> {
+        let command = redis::cmd("MGET").arg(self.0.key(counter)).arg(self.0.key(key)).clone();
+        let (generation, value): (Option<u64>, Option<Vec<u8>>) =
+            self.0.query(&command).await.map_err(cache_error)?;
+        Ok((generation.unwrap_or_default(), value.map(Bytes::from)))
     }
 
     async fn ping(&self) -> Result<(), CacheError> {

@@ -1,4 +1,4 @@
-//! The cache port contract (in-memory adapter now, Redis later).
+//! The cache port contract (in-memory, Redis).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -58,6 +58,26 @@ pub async fn counters_start_at_zero_and_increment_atomically(cache: C) {
     assert_eq!(cache.counter(&k).await.expect("counter"), 50);
 }
 
+pub async fn a_counter_and_an_entry_read_together(cache: C) {
+    let counter = key("generation");
+    let entry = key("entry");
+    assert_eq!(cache.get_with_counter(&counter, &entry).await.expect("read"), (0, None), "both missing");
+    cache.increment(&counter).await.expect("increment");
+    cache.increment(&counter).await.expect("increment");
+    assert_eq!(cache.get_with_counter(&counter, &entry).await.expect("read"), (2, None), "entry missing");
+    cache.set(&entry, Bytes::from_static(b"page"), Duration::from_secs(60)).await.expect("set");
+    assert_eq!(
+        cache.get_with_counter(&counter, &entry).await.expect("read"),
+        (2, Some(Bytes::from_static(b"page")))
+    );
+    let other = key("other-generation");
+    assert_eq!(
+        cache.get_with_counter(&other, &entry).await.expect("read"),
+        (0, Some(Bytes::from_static(b"page"))),
+        "a missing counter reads as 0 beside a present entry"
+    );
+}
+
 pub async fn answers_pings(cache: C) {
     cache.ping().await.expect("ping");
 }
@@ -72,6 +92,7 @@ macro_rules! cache_contract_tests {
             deleted_values_are_gone,
             values_expire_after_their_ttl,
             counters_start_at_zero_and_increment_atomically,
+            a_counter_and_an_entry_read_together,
             answers_pings,
         );
     };

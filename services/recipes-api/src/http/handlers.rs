@@ -1,6 +1,7 @@
 //! Route handlers: translate HTTP into use-case calls and back, nothing more.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +14,7 @@ use galley_recipes::{
 
 use super::dto::{ListRecipesParams, RecipePage, RecipeRequest, RecipeResponse};
 use super::error::ApiError;
+use crate::reads::{EncodedRead, RecipeReads};
 
 /// Query parameters `GET /recipes` understands (besides `locale`).
 const LIST_PARAMETERS: [&str; 6] = ["page", "limit", "tag", "match", "q", "sort"];
@@ -89,17 +91,18 @@ fn actor(authenticated: &Authenticated) -> Actor {
     tag = "recipes",
     params(ListRecipesParams),
     responses(
-        (status = 200, description = "A page of recipes", body = RecipePage),
+        (status = 200, description = "A page of recipes", body = RecipePage, headers(("ETag" = String, description = "Weak tag of this page's content; send it in If-None-Match to revalidate"))),
+        (status = 304, description = "The page is unchanged since the given ETag"),
         (status = 422, description = "Invalid parameters (also: an unknown or repeated parameter, more than 64 in all)", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_recipes(
-    State(service): State<RecipeService>,
+    State(reads): State<RecipeReads>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<RecipePage>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let query = list_query(raw.as_deref())?;
-    let page = service.list(&query).await?;
-    Ok(Json(RecipePage::from(page)))
+    Ok(encoded(reads.list(&query).await?, &headers))
 }
 
 /// Read one recipe. Answers 304 when `If-None-Match` holds its current ETag.
@@ -115,16 +118,27 @@ pub async fn list_recipes(
     )
 )]
 pub async fn get_recipe(
-    State(service): State<RecipeService>,
+    State(reads): State<RecipeReads>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let recipe = service.get(recipe_id(&id)?).await?;
-    let revision = recipe.revision;
-    if etag::if_none_match_hits(&headers, revision.get()) {
-        return Ok(with_etag(StatusCode::NOT_MODIFIED.into_response(), revision));
-    }
-    Ok(with_etag(Json(RecipeResponse::from(recipe)).into_response(), revision))
+    Ok(encoded(reads.item(recipe_id(&id)?).await?, &headers))
+}
+
+/// An encoded read as a response: 304 with its ETag when `If-None-Match` lists it (weak comparison),
+/// else 200 with the cached JSON bytes as they are.
+fn encoded(read: EncodedRead, headers: &HeaderMap) -> Response {
+    // Our tags are quoted ASCII, always a valid header value.
+    let tag = HeaderValue::from_maybe_shared(read.etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
+    let mut response = if etag::if_none_match_lists(headers, &tag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Response::new(Body::from(read.body));
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        response
+    };
+    response.headers_mut().insert(header::ETAG, tag);
+    response
 }
 
 /// Create a recipe.

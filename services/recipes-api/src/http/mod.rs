@@ -11,11 +11,14 @@ pub mod error;
 pub mod handlers;
 
 use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::{get, post};
 use galley_http_kit::throttle::{InvalidBudget, throttled};
 use galley_http_kit::{AuthConfig, Throttle};
 use galley_platform::LimitsSettings;
 use galley_recipes::RecipeService;
+
+use crate::reads::RecipeReads;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -43,9 +46,28 @@ impl AuthThrottles {
     }
 }
 
+/// What the recipes routes need: the use cases for writes, the cached read model for reads.
+#[derive(Debug, Clone)]
+pub struct RecipesState {
+    pub service: RecipeService,
+    pub reads: RecipeReads,
+}
+
+impl FromRef<RecipesState> for RecipeService {
+    fn from_ref(state: &RecipesState) -> Self {
+        state.service.clone()
+    }
+}
+
+impl FromRef<RecipesState> for RecipeReads {
+    fn from_ref(state: &RecipesState) -> Self {
+        state.reads.clone()
+    }
+}
+
 /// The service's routes, as nginx presents them: recipes, identity and discovery.
 pub fn routes(
-    service: RecipeService,
+    state: RecipesState,
     auth_state: auth::AuthState,
     auth_config: AuthConfig,
     throttles: &AuthThrottles,
@@ -56,7 +78,7 @@ pub fn routes(
             "/recipes/{id}",
             get(handlers::get_recipe).put(handlers::update_recipe).delete(handlers::delete_recipe),
         )
-        .with_state(service);
+        .with_state(state);
     let identity = Router::new()
         .route("/auth/signup", throttled(post(auth::sign_up), throttles.signup.as_ref()))
         .route("/auth/signin", throttled(post(auth::sign_in), throttles.signin.as_ref()))
