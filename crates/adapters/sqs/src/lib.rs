@@ -2,7 +2,8 @@
 //! queues), configured through the shared [`galley_aws`] SDK settings.
 //!
 //! Module map: [`names`] (logical queue → SQS queue name), [`wire`] (message attributes and body
-//! encoding), this file (the bus, its subscriptions and settlements). Decisions are in ADR 0020.
+//! encoding), `batch` (concurrent sends and deletes on a queue coalesced into batch calls), this file
+//! (the bus, its subscriptions and settlements). Decisions are in ADR 0020.
 //!
 //! # How each port rule maps onto SQS
 //!
@@ -15,8 +16,10 @@
 //!   it both are only looked up, and a missing one is an error naming it. A logical queue that is
 //!   itself a dead-letter queue ([`galley_messaging::dead_letter_queue`], `q.dead`) maps to the same
 //!   `<name>-dead` queue.
-//! - **Confirmed publish**: `SendMessage` returns once SQS has stored the message redundantly; a
-//!   failure or timeout is [`BusError::Unavailable`] and the caller retries with the same `message_id`.
+//! - **Confirmed publish**: a publish returns once SQS has stored the message redundantly (its entry
+//!   of a `SendMessageBatch` succeeded: concurrent publishes and re-sent copies to one queue share
+//!   batch calls, and so do acknowledgements, `DeleteMessageBatch`); a failure or timeout is
+//!   [`BusError::Unavailable`] and the caller retries with the same `message_id`.
 //! - **Attributes** ([`wire`]): `message_id`, `correlation_id`, `reply_to`, `attempt`, and, read from a
 //!   Galley envelope body, `type`, `schema_version`, `traceparent` and `tracestate`. Attributes this
 //!   adapter does not know are kept on every copy it re-sends, so trace context set by a producer
@@ -51,6 +54,7 @@
 //! - **Closing**: [`SqsBus::close`] ends every subscription (`next` returns `None`) and makes publishing
 //!   fail with [`BusError::Closed`]; unsettled deliveries become visible again as they are dropped.
 
+mod batch;
 pub mod names;
 pub mod wire;
 
@@ -190,6 +194,26 @@ struct QueueUrls {
     work: String,
     /// Where they are dead-lettered (for a dead-letter queue: itself).
     dead: String,
+    /// Batched sends to and deletes from `work`.
+    batches: batch::QueueBatches,
+}
+
+impl QueueUrls {
+    fn new(client: &Client, work: String, dead: String) -> Self {
+        let batches = batch::QueueBatches::spawn(client, &work);
+        Self { work, dead, batches }
+    }
+
+    /// Sends `body` with `attributes` to the work queue, delayed by `delay` (at most [`MAX_DELAY`]).
+    async fn send(
+        &self,
+        body: String,
+        attributes: HashMap<String, MessageAttributeValue>,
+        delay: Duration,
+    ) -> Result<(), BusError> {
+        let send = batch::Send { body, attributes, delay_seconds: secs_i32(delay.min(MAX_DELAY)) };
+        self.batches.send(send).await
+    }
 }
 
 struct Inner {
@@ -289,11 +313,11 @@ impl Inner {
         let name = names::queue_name(&self.options.queue_prefix, queue).map_err(BusError::Unavailable)?;
         let urls = if names::is_dead_letter_queue(queue) {
             let url = self.dead_letter_queue_url(&name).await?;
-            QueueUrls { work: url.clone(), dead: url }
+            QueueUrls::new(&self.client, url.clone(), url)
         } else {
             let dead = self.dead_letter_queue_url(&names::dead_letter_name(&name)).await?;
             let work = self.work_queue_url(&name, &dead).await?;
-            QueueUrls { work, dead }
+            QueueUrls::new(&self.client, work, dead)
         };
         self.remember(&urls.work);
         self.remember(&urls.dead);
@@ -383,13 +407,12 @@ impl Inner {
         self.create(name, attributes).await
     }
 
-    /// Sends `body` with `attributes` to `url`, delayed by `delay` (at most [`MAX_DELAY`]).
-    async fn send(
+    /// Sends one message to `url` on its own (dead-lettering: rare, so not batched).
+    async fn send_one(
         &self,
         url: &str,
         body: String,
         attributes: HashMap<String, MessageAttributeValue>,
-        delay: Duration,
     ) -> Result<(), BusError> {
         bounded(
             "sending a message",
@@ -399,18 +422,7 @@ impl Inner {
                 .queue_url(url)
                 .message_body(body)
                 .set_message_attributes(Some(attributes))
-                .delay_seconds(secs_i32(delay.min(MAX_DELAY)))
                 .send(),
-        )
-        .await
-        .map(drop)
-    }
-
-    async fn delete(&self, url: &str, receipt: &str) -> Result<(), BusError> {
-        bounded(
-            "deleting a message",
-            OPERATION_TIMEOUT,
-            self.client.delete_message().queue_url(url).receipt_handle(receipt).send(),
         )
         .await
         .map(drop)
@@ -460,7 +472,7 @@ impl MessageBus for SqsBus {
         }
         let urls = self.inner.resolve(queue).await?;
         let (body, attributes) = wire::encode(&message);
-        self.inner.send(&urls.work, body, attributes.into_map(), Duration::ZERO).await
+        urls.send(body, attributes.into_map(), Duration::ZERO).await
     }
 
     async fn subscribe(&self, queue: &str, prefetch: u16) -> Result<Box<dyn Subscription>, BusError> {
@@ -742,23 +754,14 @@ impl SqsSettlement {
     async fn resend_later(&mut self, delay: Duration) -> Result<(), BusError> {
         let mut attributes = self.attributes.clone();
         attributes.set_not_before((delay > MAX_DELAY).then(|| unix_ms_after(delay)));
-        self.copy_then_delete(&self.urls.work.clone(), attributes, delay).await
-    }
-
-    async fn copy_then_delete(
-        &mut self,
-        url: &str,
-        attributes: Attributes,
-        delay: Duration,
-    ) -> Result<(), BusError> {
-        self.bus.send(url, self.raw_body.clone(), attributes.into_map(), delay).await?;
+        self.urls.send(self.raw_body.clone(), attributes.into_map(), delay).await?;
         self.delete().await
     }
 
     async fn delete(&mut self) -> Result<(), BusError> {
         let Some(receipt) = self.receipt.take() else { return Ok(()) };
         // If the delete is lost, the message comes back after its timeout: a duplicate, never a loss.
-        self.bus.delete(&self.urls.work, &receipt).await
+        self.urls.batches.delete(receipt).await
     }
 }
 
@@ -785,8 +788,8 @@ impl Settlement for SqsSettlement {
                 attributes.set_attempt(self.message.attempt);
                 attributes.set_not_before(None);
                 attributes.set_death_reason(&reason);
-                let dead = self.urls.dead.clone();
-                self.copy_then_delete(&dead, attributes, Duration::ZERO).await
+                self.bus.send_one(&self.urls.dead, self.raw_body.clone(), attributes.into_map()).await?;
+                self.delete().await
             }
         }
     }
