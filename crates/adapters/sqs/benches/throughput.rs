@@ -2,7 +2,8 @@
 //!
 //! Publishes a fixed number of 256-byte messages, each awaited until SQS (moto) stored it, first one at
 //! a time and then with 32 publishers in flight; then consumes them all (two subscriptions, prefetch
-//! 10 each, every message acknowledged) and prints messages per second. Bounded in count and time;
+//! 10 each, every message acknowledged) and prints messages per second, beside a baseline of bare SDK
+//! `SendMessage` calls. Bounded in count and time;
 //! loopback only. moto is a single Python process answering HTTP on loopback: the figures measure the
 //! adapter's per-message round trips against it, not what AWS SQS would do (see the README).
 
@@ -17,6 +18,7 @@ use galley_test_support::moto::{ACCESS_KEY_ID, MotoServer, REGION, SECRET_ACCESS
 
 const MESSAGES: usize = 1000;
 const PUBLISHERS: usize = 32;
+const BASELINE: usize = 100;
 const CONSUME_LIMIT: Duration = Duration::from_secs(300);
 
 fn message(index: usize) -> OutgoingMessage {
@@ -70,6 +72,16 @@ async fn main() {
     let options = SqsOptions { wait_time: Duration::from_secs(1), ..SqsOptions::default() };
     let bus = Arc::new(SqsBus::connect_with_sdk_config(&sdk_config, options).await.expect("moto answers"));
 
+    // Baseline: the bare SDK call the adapter makes, without attributes or batching.
+    bus.publish("bench.raw", message(0)).await.expect("stored");
+    let url = bus.known_queue_urls().into_iter().find(|url| url.ends_with("bench-raw")).expect("url");
+    let started = Instant::now();
+    for _ in 0..BASELINE {
+        let send = bus.client().send_message().queue_url(&url).message_body("x".repeat(256));
+        send.send().await.expect("stored");
+    }
+    let baseline = BASELINE as f64 / started.elapsed().as_secs_f64();
+
     let started = Instant::now();
     for index in 0..MESSAGES {
         bus.publish("bench.sequential", message(index)).await.expect("stored");
@@ -92,6 +104,7 @@ async fn main() {
     let consumed = consume(&bus, "bench.concurrent", MESSAGES).await;
 
     println!("SqsBus against moto on loopback, {MESSAGES} 256-byte messages:");
+    println!("  bare SDK SendMessage, one at a time: {baseline:.0} msg/s (baseline)");
     println!("  publish, one at a time:           {sequential:.0} msg/s");
     println!("  publish, {PUBLISHERS} publishers at once:    {concurrent:.0} msg/s");
     println!("  consume + ack, 2 x prefetch 10:    {consumed:.0} msg/s");
