@@ -20,8 +20,9 @@
 //! - **Settlements**: `Ack` removes the message; `Requeue` makes it available again at once;
 //!   `RetryAfter(d)` makes it available again no earlier than `d` later, whatever the delays of other
 //!   messages (RabbitMQ: a delay queue per power-of-two bucket, so `d` is rounded up to at most twice
-//!   its length and capped at about 18 h; SQS: change visibility); `DeadLetter(reason)` moves it to the queue's
-//!   dead-letter queue ([`dead_letter_queue`]) and it is never delivered on the main queue again. Poison
+//!   its length and capped at about 18 h; SQS: a copy sent with `DelaySeconds`, ADR 0020);
+//!   `DeadLetter(reason)` moves it to the queue's dead-letter queue ([`dead_letter_queue`]) and it is
+//!   never delivered on the main queue again. Poison
 //!   messages (undecodable) are dead-lettered, never retried.
 //! - **Attempts**: [`ReceivedMessage::attempt`] is 1 on first delivery and grows with each redelivery,
 //!   so consumers can cap retries.

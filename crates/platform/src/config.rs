@@ -322,6 +322,43 @@ mod tests {
     }
 
     #[test]
+    fn the_sqs_bus_is_configured_from_the_environment() {
+        #[derive(Debug, Deserialize, Default)]
+        #[serde(default)]
+        struct WithBus {
+            bus: BusSettings,
+        }
+        figment::Jail::expect_with(|jail| {
+            let source =
+                ConfigSource { dir: jail.directory().to_path_buf(), profile: String::new(), read_env: true };
+            let defaults: WithBus = load_settings(&source).map_err(|e| e.to_string())?;
+            assert_eq!(defaults.bus.sqs, SqsSettings::default());
+            assert_eq!(defaults.bus.sqs.queue_prefix, "galley-");
+            jail.set_env("GALLEY__BUS__BACKEND", "sqs");
+            jail.set_env("GALLEY__BUS__SQS__REGION", "eu-west-1");
+            jail.set_env("GALLEY__BUS__SQS__ENDPOINT", "http://127.0.0.1:5000");
+            jail.set_env("GALLEY__BUS__SQS__QUEUE_PREFIX", "staging-");
+            jail.set_env("GALLEY__BUS__SQS__VISIBILITY_TIMEOUT", "4");
+            jail.set_env("GALLEY__BUS__SQS__WAIT_TIME", "2");
+            jail.set_env("GALLEY__BUS__SQS__MAX_RECEIVES", "3");
+            jail.set_env("GALLEY__BUS__SQS__CREATE_QUEUES", "false");
+            let settings: WithBus = load_settings(&source).map_err(|e| e.to_string())?;
+            assert_eq!(settings.bus.backend, BusBackend::Sqs);
+            let expected = SqsSettings {
+                region: Some("eu-west-1".into()),
+                endpoint: Some("http://127.0.0.1:5000".into()),
+                queue_prefix: "staging-".into(),
+                visibility_timeout: Duration::from_secs(4),
+                wait_time: Duration::from_secs(2),
+                max_receives: 3,
+                create_queues: false,
+            };
+            assert_eq!(settings.bus.sqs, expected);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn a_malformed_value_is_a_readable_error() {
         figment::Jail::expect_with(|jail| {
             jail.set_env("GALLEY__HTTP__BIND", "not-an-address");
@@ -442,6 +479,8 @@ pub enum BusBackend {
     InProcess,
     /// RabbitMQ: durable queues shared by every process.
     Rabbitmq,
+    /// AWS SQS: standard queues with a redrive policy to a dead-letter queue each.
+    Sqs,
 }
 
 /// `[bus]`: the message bus.
@@ -450,6 +489,48 @@ pub enum BusBackend {
 pub struct BusSettings {
     pub backend: BusBackend,
     pub rabbitmq: RabbitMqSettings,
+    pub sqs: SqsSettings,
+}
+
+/// `[bus.sqs]` (env `GALLEY__BUS__SQS__*`). Credentials are never configured here: they come from the
+/// AWS default chain (environment, profile, web identity, instance or container metadata). Plain
+/// values only: the SQS adapter turns them into its SDK configuration, so this crate knows no AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct SqsSettings {
+    /// e.g. `eu-west-1`; unset = the default chain's region (`AWS_REGION`, the profile, metadata).
+    pub region: Option<String>,
+    /// Endpoint override (a local emulator such as moto, a VPC endpoint); unset = AWS's.
+    pub endpoint: Option<String>,
+    /// Prefix of every queue name, so deployments can share an account and region.
+    pub queue_prefix: String,
+    /// Seconds a received message stays invisible to other consumers; the adapter extends it every
+    /// half of it while the message's job runs (heartbeat).
+    #[serde(with = "duration_secs")]
+    pub visibility_timeout: Duration,
+    /// Seconds a receive waits for a message (long polling, at most 20).
+    #[serde(with = "duration_secs")]
+    pub wait_time: Duration,
+    /// Receives after which an unsettled message moves to the dead-letter queue (the redrive policy's
+    /// `maxReceiveCount`; the bus's delivery limit is one less).
+    pub max_receives: u32,
+    /// Create missing queues at start-up (`true`), or only check they exist where infrastructure code
+    /// owns them (`false`).
+    pub create_queues: bool,
+}
+
+impl Default for SqsSettings {
+    fn default() -> Self {
+        Self {
+            region: None,
+            endpoint: None,
+            queue_prefix: "galley-".to_owned(),
+            visibility_timeout: Duration::from_secs(30),
+            wait_time: Duration::from_secs(20),
+            max_receives: 11,
+            create_queues: true,
+        }
+    }
 }
 
 /// `[bus.rabbitmq]`

@@ -6,7 +6,7 @@
 //!   (`mongodb`), plus the store's readiness check and its orderly close.
 //! - [`CacheAdapters`]: `cache.backend` → the cache, the token revocation list and the sign-in attempt
 //!   tracker, in memory (`memory`) or on one shared Redis connection (`redis`).
-//! - [`open_bus`]: `bus.backend` → the message bus, in-process or RabbitMQ.
+//! - [`open_bus`]: `bus.backend` → the message bus, in-process, RabbitMQ or SQS.
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
 //! crates never see it.
@@ -34,6 +34,7 @@ use galley_rabbitmq::{RabbitMqBus, RabbitMqOptions};
 use galley_recipes::RecipeRepository;
 use galley_redis::{RedisAttemptTracker, RedisCache, RedisConnection, RedisRevocationList};
 use galley_rss::ports::{EntryRepository, FeedStateRepository, JobRepository};
+use galley_sqs::{SqsBus, SqsOptions};
 
 /// Every repository port on one document store. Cheap to clone: the adapters share the store's pool.
 #[derive(Clone)]
@@ -202,12 +203,64 @@ pub async fn open_bus(settings: &BusSettings) -> anyhow::Result<Arc<dyn MessageB
                     .context("connecting to RabbitMQ (bus.rabbitmq.url)")?,
             )
         }
+        BusBackend::Sqs => {
+            let (aws, options) = sqs_settings(&settings.sqs);
+            Arc::new(
+                SqsBus::connect(&aws, options)
+                    .await
+                    .context("connecting to SQS (bus.sqs; credentials from the AWS default chain)")?,
+            )
+        }
     })
+}
+
+/// `bus.sqs` as the SQS adapter's client settings and options.
+fn sqs_settings(settings: &galley_platform::SqsSettings) -> (galley_aws::AwsClientSettings, SqsOptions) {
+    let aws = galley_aws::AwsClientSettings {
+        region: settings.region.clone(),
+        endpoint: settings.endpoint.clone(),
+    };
+    let options = SqsOptions {
+        queue_prefix: settings.queue_prefix.clone(),
+        visibility_timeout: settings.visibility_timeout,
+        wait_time: settings.wait_time,
+        max_receives: settings.max_receives,
+        create_queues: settings.create_queues,
+    };
+    (aws, options)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sqs_settings_reach_the_adapter_unchanged() {
+        let settings = galley_platform::SqsSettings {
+            region: Some("eu-west-1".into()),
+            endpoint: Some("http://127.0.0.1:5000".into()),
+            queue_prefix: "staging-".into(),
+            visibility_timeout: std::time::Duration::from_secs(4),
+            wait_time: std::time::Duration::from_secs(2),
+            max_receives: 3,
+            create_queues: false,
+        };
+        let (aws, options) = sqs_settings(&settings);
+        assert_eq!(aws.region.as_deref(), Some("eu-west-1"));
+        assert_eq!(aws.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert_eq!(
+            options,
+            SqsOptions {
+                queue_prefix: "staging-".into(),
+                visibility_timeout: std::time::Duration::from_secs(4),
+                wait_time: std::time::Duration::from_secs(2),
+                max_receives: 3,
+                create_queues: false,
+            }
+        );
+        // The defaults on both sides agree.
+        assert_eq!(sqs_settings(&galley_platform::SqsSettings::default()).1, SqsOptions::default());
+    }
 
     #[tokio::test]
     async fn the_embedded_backend_opens_every_port_on_one_file() {
