@@ -4,9 +4,9 @@
 //! 1. built-in defaults (`#[serde(default)]` on every settings struct, so an empty environment works);
 //! 2. `<config dir>/default.toml`;
 //! 3. `<config dir>/<profile>.toml`, the profile coming from `GALLEY_PROFILE` (default `local`);
-//! 3½. static secrets from the secrets backend (Vault KV), when one is configured
+//! 4. static secrets from the secrets backend (Vault KV), when one is configured
 //!    ([`crate::secrets::load_settings_layered`]);
-//! 4. environment variables `GALLEY__SECTION__KEY` (double underscores separate levels, e.g.
+//! 5. environment variables `GALLEY__SECTION__KEY` (double underscores separate levels, e.g.
 //!    `GALLEY__HTTP__BIND=0.0.0.0:8080`).
 //!
 //! Missing files are skipped. Unknown keys are ignored on purpose: all services share the `GALLEY__`

@@ -104,30 +104,54 @@ fn insert_dotted(dict: &mut Dict, key: &str, value: Value) {
     }
 }
 
+/// Where a layered key's final value came from: the secrets backend, or the environment overriding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyOrigin {
+    /// Dotted configuration key (`identity.cookie_key`).
+    pub key: String,
+    /// The source that won (`vault secret/galley/shared`, or the environment provider's name).
+    pub source: String,
+    /// Whether the environment overrode the secrets backend.
+    pub overridden_by_env: bool,
+}
+
+impl KeyOrigin {
+    /// Logs the origin (key and source, never the value). Called once logging is set up, which is
+    /// after configuration is loaded.
+    pub fn log(&self) {
+        if self.overridden_by_env {
+            tracing::info!(key = %self.key, source = %self.source, "configuration key from the environment, overriding the secrets backend");
+        } else {
+            tracing::info!(key = %self.key, source = %self.source, "configuration key from the secrets backend");
+        }
+    }
+}
+
 /// Like [`crate::load_settings`] with `layer` between the configuration files and the environment.
-/// Logs, for every key of the layer, the source its final value came from (the environment overrides
-/// the layer), never the value.
+/// Returns, for every key of the layer, the source its final value came from.
 pub fn load_settings_layered<T: DeserializeOwned>(
     source: &ConfigSource,
     layer: &SecretLayer,
-) -> Result<T, ConfigError> {
+) -> Result<(T, Vec<KeyOrigin>), ConfigError> {
     let figment = source.figment_with(layer);
     let settings = figment.extract().map_err(|error| ConfigError::from(Box::new(error)))?;
-    for (key, layer_source) in layer.keys() {
-        let winner = figment.find_metadata(key).map(|metadata| metadata.name.to_string());
-        match winner.as_deref() {
-            Some(LAYER_NAME) | None => {
-                tracing::info!(key, source = layer_source, "configuration key from the secrets backend")
+    let origins = layer
+        .keys()
+        .map(|(key, layer_source)| {
+            let winner = figment.find_metadata(key).map(|metadata| metadata.name.to_string());
+            match winner {
+                Some(name) if name != LAYER_NAME => {
+                    KeyOrigin { key: key.to_owned(), source: name, overridden_by_env: true }
+                }
+                _ => KeyOrigin {
+                    key: key.to_owned(),
+                    source: layer_source.to_owned(),
+                    overridden_by_env: false,
+                },
             }
-            Some(other) => tracing::info!(
-                key,
-                source = other,
-                shadowed = layer_source,
-                "configuration key from the environment, overriding the secrets backend"
-            ),
-        }
-    }
-    Ok(settings)
+        })
+        .collect();
+    Ok((settings, origins))
 }
 
 /// Credentials leased from a secrets engine (`database/creds/<role>`, `rabbitmq/creds/<role>`).
@@ -234,7 +258,14 @@ mod tests {
             jail.set_env("GALLEY__STORE__URI", "from-env");
             let source =
                 ConfigSource { dir: jail.directory().to_path_buf(), profile: String::new(), read_env: true };
-            let settings: Sample = load_settings_layered(&source, &layer()).map_err(|e| e.to_string())?;
+            let (settings, origins): (Sample, _) =
+                load_settings_layered(&source, &layer()).map_err(|e| e.to_string())?;
+            let overridden: Vec<&str> =
+                origins.iter().filter(|o| o.overridden_by_env).map(|o| o.key.as_str()).collect();
+            assert_eq!(overridden, ["store.uri"]);
+            let from_vault =
+                origins.iter().find(|o| o.key == "identity.cookie_key").map(|o| o.source.as_str());
+            assert_eq!(from_vault, Some("vault shared"));
             assert_eq!(settings.store.uri, "from-env");
             assert_eq!(settings.store.name, "kept");
             assert_eq!(settings.store.pool, 7, "a numeric string becomes a number, as from the environment");
@@ -250,7 +281,8 @@ mod tests {
     fn an_empty_layer_changes_nothing() -> Result<(), ConfigError> {
         let source =
             ConfigSource { dir: PathBuf::from("/nonexistent"), profile: String::new(), read_env: false };
-        let settings: Sample = load_settings_layered(&source, &SecretLayer::new())?;
+        let (settings, origins): (Sample, _) = load_settings_layered(&source, &SecretLayer::new())?;
+        assert!(origins.is_empty());
         assert!(settings.identity.cookie_key.is_none());
         Ok(())
     }

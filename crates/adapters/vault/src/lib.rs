@@ -1,0 +1,19 @@
+//! `galley-vault`: the Vault/OpenBao adapter of the secrets port (`galley_platform::SecretsBackend`).
+//!
+//! Module map:
+//! - [`settings`]: `[secrets]` and `[secrets.vault]` (backend, address, auth method, KV location, lease
+//!   paths), read before the rest of the configuration.
+//! - [`client`]: [`VaultClient`], one authenticated session: token/AppRole/userpass login, token
+//!   renewal with re-login, KV v2 reads, leased credentials (obtain, renew, revoke).
+//! - [`static_secrets`]: a service's KV paths (`<prefix>/shared`, `<prefix>/<service>`) read into the
+//!   configuration layer that sits between the files and the environment.
+
+pub mod client;
+pub mod settings;
+pub mod static_secrets;
+
+pub use client::VaultClient;
+pub use settings::{
+    LeasePaths, SecretsBackendKind, SecretsSection, SecretsSettings, VaultAuthMethod, VaultSettings,
+};
+pub use static_secrets::read_static_layer;
