@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Parser, Subcommand};
 use galley::{Application, Settings};
-use galley_platform::{ConfigSource, Shutdown, load_settings, telemetry};
+use galley_platform::{ConfigSource, Shutdown, telemetry};
+use galley_wiring::secrets::Secrets;
 
 #[derive(Debug, Parser)]
 #[command(name = "galley", version, about = "Galley: recipes and RSS services in one process")]
@@ -67,16 +68,19 @@ async fn main() -> anyhow::Result<()> {
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let source = ConfigSource::from_env();
-    let mut recipes: recipes_api::Settings = load_settings(&source)?;
+    let secrets = Secrets::open(&source, &["recipes-api", "rss-api", "rss-worker"]).await?;
+    let mut recipes: recipes_api::Settings = secrets.load(&source)?;
     recipes.http.bind = args.bind;
-    let worker: rss_worker::Settings = load_settings(&source)?;
+    let worker: rss_worker::Settings = secrets.load(&source)?;
     telemetry::init(&recipes.telemetry);
+    secrets.log_origins();
     std::fs::create_dir_all(&args.data_dir)?;
 
     let application =
         Application::build(Settings { recipes, worker, data_dir: args.data_dir.clone() }).await?;
     announce(application.local_addr()?, &args.data_dir);
     application.run_until_stopped(Shutdown::on_signals()).await?;
+    secrets.close().await;
     tracing::info!("galley stopped");
     Ok(())
 }

@@ -32,7 +32,8 @@ pub use health::{HealthCheck, ReadinessReport};
 pub use i18n::{Locale, Localizer, MessageArg};
 pub use secret::Secret;
 pub use secrets::{
-    KeyOrigin, Lease, LeaseRenewal, SecretLayer, SecretsBackend, SecretsError, load_settings_layered,
+    Credentials, CredentialsFeed, KeyOrigin, Lease, LeaseRenewal, SecretLayer, SecretsBackend, SecretsError,
+    load_settings_layered,
 };
 pub use shutdown::Shutdown;
 pub use telemetry::{LogFormat, TelemetrySettings};

@@ -167,6 +167,30 @@ pub struct Lease {
     pub password: Secret,
 }
 
+/// A username and password a dependency is reached with (leased, so they change over time).
+#[derive(Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: Secret,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Credentials {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret as _;
+        self.username == other.username && self.password.expose_secret() == other.password.expose_secret()
+    }
+}
+
+/// The credentials source an adapter follows: the current credentials, and a change notification
+/// each time they are replaced. Adapters configured with a static URL never see one.
+pub type CredentialsFeed = tokio::sync::watch::Receiver<Credentials>;
+
 /// The outcome of renewing a lease: the new remaining lifetime, which the server caps at the lease's
 /// max TTL (a renewal that returns less than asked for means the max TTL is near).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,9 +7,13 @@
 //! - [`CacheAdapters`]: `cache.backend` → the cache, the token revocation list and the sign-in attempt
 //!   tracker, in memory (`memory`) or on one shared Redis connection (`redis`).
 //! - [`open_bus`]: `bus.backend` → the message bus, in-process or RabbitMQ.
+//! - [`secrets`]: `secrets.backend` → static secrets layered into configuration (Vault KV), and the
+//!   process's session with Vault.
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
 //! crates never see it.
+
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -28,7 +32,8 @@ use galley_mongo::{
 };
 use galley_platform::secret::ExposeSecret as _;
 use galley_platform::{
-    BusBackend, BusSettings, CacheBackend, CacheSettings, HealthCheck, StoreBackend, StoreSettings,
+    BusBackend, BusSettings, CacheBackend, CacheSettings, CredentialsFeed, HealthCheck, StoreBackend,
+    StoreSettings,
 };
 use galley_rabbitmq::{RabbitMqBus, RabbitMqOptions};
 use galley_recipes::RecipeRepository;
@@ -149,6 +154,16 @@ impl CacheAdapters {
     /// connection: start-up fails if Redis cannot be reached then; after that an outage only degrades
     /// the process (reads bypass the cache, sign-in refuses) until the connection heals.
     pub async fn open(settings: &CacheSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::open_with(settings, clock, None).await
+    }
+
+    /// Like [`CacheAdapters::open`]; with `credentials` (leased from the secrets backend) Redis is
+    /// reached at `cache.redis.url` as their user, following each rotation.
+    pub async fn open_with(
+        settings: &CacheSettings,
+        clock: Arc<dyn Clock>,
+        credentials: Option<CredentialsFeed>,
+    ) -> anyhow::Result<Self> {
         Ok(match settings.backend {
             CacheBackend::Memory => Self {
                 cache: Arc::new(MemoryCache::new(settings.memory_max_bytes)),
@@ -156,7 +171,7 @@ impl CacheAdapters {
                 attempts: Arc::new(MemoryAttemptTracker::new(clock)),
             },
             CacheBackend::Redis => {
-                let redis = redis(settings).await?;
+                let redis = redis(settings, credentials).await?;
                 Self {
                     cache: Arc::new(RedisCache(redis.clone())),
                     revocations: Arc::new(RedisRevocationList(redis.clone())),
@@ -172,15 +187,23 @@ impl CacheAdapters {
     pub async fn revocation_list(settings: &CacheSettings) -> anyhow::Result<Arc<dyn RevocationList>> {
         Ok(match settings.backend {
             CacheBackend::Memory => Arc::new(MemoryRevocationList::default()),
-            CacheBackend::Redis => Arc::new(RedisRevocationList(redis(settings).await?)),
+            CacheBackend::Redis => Arc::new(RedisRevocationList(redis(settings, None).await?)),
         })
     }
 }
 
-async fn redis(settings: &CacheSettings) -> anyhow::Result<RedisConnection> {
-    RedisConnection::connect(settings.redis.url.expose_secret(), &settings.redis.prefix)
-        .await
-        .context("connecting to Redis (cache.redis.url)")
+async fn redis(
+    settings: &CacheSettings,
+    credentials: Option<CredentialsFeed>,
+) -> anyhow::Result<RedisConnection> {
+    let url = settings.redis.url.expose_secret();
+    match credentials {
+        None => RedisConnection::connect(url, &settings.redis.prefix).await,
+        Some(credentials) => {
+            RedisConnection::connect_following(url, &settings.redis.prefix, credentials).await
+        }
+    }
+    .context("connecting to Redis (cache.redis.url)")
 }
 
 /// Opens the bus named by `bus.backend`. The in-process bus only connects services in this process,

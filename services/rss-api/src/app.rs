@@ -156,14 +156,27 @@ impl Application {
     }
 }
 
+/// This service's settings: the files, its static secrets from the secrets backend when
+/// `secrets.backend` names one (`<prefix>/shared` and `<prefix>/rss-api`), then the environment.
+/// Also returns the open secrets session, which the process keeps until it stops.
+pub async fn load_settings(
+    source: &galley_platform::ConfigSource,
+) -> anyhow::Result<(Settings, galley_wiring::secrets::Secrets)> {
+    let secrets = galley_wiring::secrets::Secrets::open(source, &["rss-api"]).await?;
+    let settings = secrets.load(source)?;
+    Ok((settings, secrets))
+}
+
 /// The standalone process: settings from `config/*.toml` and `GALLEY__*` variables, logs initialised,
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run rss-api`.
 pub async fn run_from_config() -> anyhow::Result<()> {
-    let settings: Settings = galley_platform::load_settings(&galley_platform::ConfigSource::from_env())?;
+    let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
     galley_platform::telemetry::init(&settings.telemetry);
+    secrets.log_origins();
     let application = Application::build(settings).await?;
     tracing::info!(address = %application.local_addr()?, "rss-api listening");
     application.run_until_stopped(Shutdown::on_signals()).await?;
+    secrets.close().await;
     tracing::info!("rss-api stopped");
     Ok(())
 }

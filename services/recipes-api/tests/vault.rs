@@ -1,0 +1,96 @@
+//! recipes-api with `secrets.backend = vault`: static secrets from OpenBao's KV v2 layered into its
+//! configuration (a private dev server per test, on loopback).
+
+use std::path::Path;
+use std::process::Command;
+
+use base64::Engine as _;
+use galley_platform::secret::ExposeSecret as _;
+use galley_platform::{ConfigSource, Shutdown};
+use galley_test_support::openbao::{DEV_ROOT_TOKEN, OpenBao};
+use galley_test_support::process::free_port;
+
+/// A configuration directory holding nothing but how to reach Vault.
+fn vault_only_config(dir: &Path, addr: &str) -> ConfigSource {
+    let text = format!(
+        "[secrets]\nbackend = \"vault\"\n[secrets.vault]\naddr = \"{addr}\"\nauth = \"token\"\ntoken = \"{DEV_ROOT_TOKEN}\"\n"
+    );
+    std::fs::write(dir.join("default.toml"), text).expect("config file");
+    ConfigSource { dir: dir.to_owned(), profile: String::new(), read_env: false }
+}
+
+#[tokio::test]
+async fn a_service_configured_only_with_vault_gets_its_cookie_key_and_store_from_kv() {
+    let bao = OpenBao::dev();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("from-vault.db");
+    let cookie_key = base64::engine::general_purpose::STANDARD.encode([42u8; 64]);
+    bao.bao(&["kv", "put", "secret/galley/shared", &format!("identity.cookie_key={cookie_key}")]);
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/galley/recipes-api",
+        "store.backend=embedded",
+        &format!("store.embedded.path={}", database.display()),
+        "http.bind=127.0.0.1:0",
+    ]);
+    // Another service's secrets are not read.
+    bao.bao(&["kv", "put", "secret/galley/rss-api", "http.bind=127.0.0.1:1"]);
+    let source = vault_only_config(dir.path(), &bao.addr());
+
+    let (settings, secrets) = recipes_api::app::load_settings(&source).await.expect("settings from Vault");
+    assert_eq!(settings.identity.cookie_key.as_ref().map(|k| k.expose_secret().to_owned()), Some(cookie_key));
+    assert_eq!(settings.store.embedded.path, database);
+    assert_eq!(settings.http.bind.port(), 0);
+
+    let application = recipes_api::Application::build(settings).await.expect("builds on the KV settings");
+    let port = application.port();
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let ready =
+        client.get(format!("http://127.0.0.1:{port}/health/ready")).send().await.expect("ready answers");
+    assert!(ready.status().is_success(), "{}", ready.status());
+    assert!(database.exists(), "the store named in KV is the one opened");
+    shutdown.trigger();
+    server.await.expect("server task").expect("server stops cleanly");
+    secrets.close().await;
+}
+
+#[tokio::test]
+async fn a_bad_cookie_key_in_kv_stops_the_start_so_the_kv_value_is_the_one_used() {
+    let bao = OpenBao::dev();
+    let dir = tempfile::tempdir().expect("temp dir");
+    bao.bao(&["kv", "put", "secret/galley/shared", "identity.cookie_key=not base64!"]);
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/galley/recipes-api",
+        &format!("store.embedded.path={}", dir.path().join("db.sqlite").display()),
+        "http.bind=127.0.0.1:0",
+    ]);
+    let source = vault_only_config(dir.path(), &bao.addr());
+    let (settings, secrets) = recipes_api::app::load_settings(&source).await.expect("settings from Vault");
+    assert!(recipes_api::Application::build(settings).await.is_err());
+    secrets.close().await;
+}
+
+#[test]
+fn vault_unreachable_at_start_up_exits_non_zero_with_one_clear_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let addr = format!("http://127.0.0.1:{}", free_port());
+    let output = Command::new(env!("CARGO_BIN_EXE_recipes-api"))
+        .current_dir(dir.path())
+        .env("GALLEY_CONFIG_DIR", dir.path())
+        .env("GALLEY__SECRETS__BACKEND", "vault")
+        .env("GALLEY__SECRETS__VAULT__ADDR", &addr)
+        .env("GALLEY__SECRETS__VAULT__TOKEN", "some-token")
+        .env("GALLEY__SECRETS__VAULT__TIMEOUT", "2")
+        .output()
+        .expect("the binary runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let first = stderr.lines().next().unwrap_or_default();
+    assert!(first.contains("cannot log in to Vault at") && first.contains(&addr), "{stderr}");
+    assert!(!stderr.contains("some-token"), "the token is never printed: {stderr}");
+}
