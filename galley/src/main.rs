@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use galley::{Application, Settings};
@@ -76,8 +77,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     secrets.log_origins();
     std::fs::create_dir_all(&args.data_dir)?;
 
+    let settings = Settings { recipes, worker, data_dir: args.data_dir.clone() };
     let application =
-        Application::build(Settings { recipes, worker, data_dir: args.data_dir.clone() }).await?;
+        Application::build_with_secrets(settings, Arc::new(galley_kernel::SystemClock), &secrets).await?;
     announce(application.local_addr()?, &args.data_dir);
     application.run_until_stopped(Shutdown::on_signals()).await?;
     secrets.close().await;

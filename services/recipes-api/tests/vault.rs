@@ -94,3 +94,95 @@ fn vault_unreachable_at_start_up_exits_non_zero_with_one_clear_line() {
     assert!(first.contains("cannot log in to Vault at") && first.contains(&addr), "{stderr}");
     assert!(!stderr.contains("some-token"), "the token is never printed: {stderr}");
 }
+
+/// The cache role's ACL, as the README documents it: the key prefix, reads, writes, scripts (the
+/// sign-in tracker's Lua), no `@dangerous` command.
+const CACHE_ROLE_ACL: &str =
+    r#"creation_statements=["~galley:*", "+@read", "+@write", "+@scripting", "-@dangerous", "+ping"]"#;
+
+/// Sign-ins need Redis (the attempt tracker is charged before the password is checked): a steady
+/// trickle of them must all succeed while the cache's leased credentials rotate twice, and the leased
+/// users must be gone after a graceful shutdown.
+#[tokio::test]
+async fn sign_ins_keep_working_across_two_rotations_of_the_cache_credentials() {
+    let redis = galley_test_support::redis::PrivateRedis::start("admin-password");
+    let bao = OpenBao::dev();
+    bao.bao(&["secrets", "enable", "database"]);
+    bao.bao(&[
+        "write",
+        "database/config/cache",
+        "plugin_name=redis-database-plugin",
+        "host=127.0.0.1",
+        &format!("port={}", redis.port()),
+        "username=default",
+        "password=admin-password",
+        "allowed_roles=cache",
+    ]);
+    bao.bao(&[
+        "write",
+        "database/roles/cache",
+        "db_name=cache",
+        CACHE_ROLE_ACL,
+        "default_ttl=6s",
+        "max_ttl=12s",
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/galley/recipes-api",
+        &format!("store.embedded.path={}", dir.path().join("db.sqlite").display()),
+        "http.bind=127.0.0.1:0",
+        "cache.backend=redis",
+        &format!("cache.redis.url={}", redis.url()),
+        "limits.enabled=false",
+    ]);
+    let source = vault_only_config(dir.path(), &bao.addr());
+    let mut config = std::fs::read_to_string(dir.path().join("default.toml")).expect("config");
+    config.push_str("[secrets.vault.leases]\ncache = \"database/creds/cache\"\n");
+    std::fs::write(dir.path().join("default.toml"), config).expect("config");
+
+    let (settings, secrets) = recipes_api::app::load_settings(&source).await.expect("settings");
+    let clock = std::sync::Arc::new(galley_kernel::SystemClock);
+    let application =
+        recipes_api::Application::build_with_secrets(settings, clock, &secrets).await.expect("builds");
+    let base = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    galley_test_support::accounts::signed_in_token(&client, &base, "rotation").await;
+
+    let started = std::time::Instant::now();
+    let mut users_seen = std::collections::BTreeSet::new();
+    let (mut requests, mut failures) = (0u32, Vec::new());
+    // Two rotations = three leased users seen.
+    while users_seen.len() < 3 {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "two rotations within 60 s");
+        users_seen.extend(redis.acl_users().into_iter().filter(|user| user.starts_with("V_")));
+        let signin =
+            serde_json::json!({"username": "rotation", "password": galley_test_support::accounts::PASSWORD});
+        let status =
+            client.post(format!("{base}/auth/signin")).json(&signin).send().await.map(|r| r.status());
+        requests += 1;
+        match status {
+            Ok(status) if status.is_success() => {}
+            other => failures.push(format!("{:?}: {other:?}", started.elapsed())),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    eprintln!("{requests} sign-ins over {:?}; failures: {failures:?}", started.elapsed());
+    assert!(failures.is_empty(), "no sign-in failed across the rotations: {failures:?}");
+
+    shutdown.trigger();
+    server.await.expect("server task").expect("server stops cleanly");
+    secrets.close().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let users = redis.acl_users();
+        if users == ["default"] {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "leased users left after shutdown: {users:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
