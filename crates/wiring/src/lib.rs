@@ -6,7 +6,8 @@
 //!   (`mongodb`), plus the store's readiness check and its orderly close.
 //! - [`CacheAdapters`]: `cache.backend` → the cache, the token revocation list and the sign-in attempt
 //!   tracker, in memory (`memory`) or on one shared Redis connection (`redis`).
-//! - [`open_bus`]: `bus.backend` → the message bus, in-process or RabbitMQ.
+//! - [`open_bus`]: `bus.backend` → the message bus, in-process or RabbitMQ (as a leased user with
+//!   [`open_bus_with`]).
 //! - [`secrets`]: `secrets.backend` → static secrets layered into configuration (Vault KV), and the
 //!   process's session with Vault.
 //!
@@ -185,9 +186,17 @@ impl CacheAdapters {
     /// is this process's own: a token signed out at the issuer then works here until it expires, so
     /// production deployments use Redis.
     pub async fn revocation_list(settings: &CacheSettings) -> anyhow::Result<Arc<dyn RevocationList>> {
+        Self::revocation_list_with(settings, None).await
+    }
+
+    /// Like [`CacheAdapters::revocation_list`], as the user of leased `credentials` when given.
+    pub async fn revocation_list_with(
+        settings: &CacheSettings,
+        credentials: Option<CredentialsFeed>,
+    ) -> anyhow::Result<Arc<dyn RevocationList>> {
         Ok(match settings.backend {
             CacheBackend::Memory => Arc::new(MemoryRevocationList::default()),
-            CacheBackend::Redis => Arc::new(RedisRevocationList(redis(settings, None).await?)),
+            CacheBackend::Redis => Arc::new(RedisRevocationList(redis(settings, credentials).await?)),
         })
     }
 }
@@ -209,6 +218,15 @@ async fn redis(
 /// Opens the bus named by `bus.backend`. The in-process bus only connects services in this process,
 /// which is what the all-in-one binary wants and almost never what a standalone service wants: say so.
 pub async fn open_bus(settings: &BusSettings) -> anyhow::Result<Arc<dyn MessageBus>> {
+    open_bus_with(settings, None).await
+}
+
+/// Like [`open_bus`]; with `credentials` (leased from the secrets backend) RabbitMQ is reached at
+/// `bus.rabbitmq.url` as their user, following each rotation.
+pub async fn open_bus_with(
+    settings: &BusSettings,
+    credentials: Option<CredentialsFeed>,
+) -> anyhow::Result<Arc<dyn MessageBus>> {
     Ok(match settings.backend {
         BusBackend::InProcess => {
             tracing::warn!("bus.backend = in-process: only services in this process receive its messages");
@@ -219,11 +237,12 @@ pub async fn open_bus(settings: &BusSettings) -> anyhow::Result<Arc<dyn MessageB
                 prefix: settings.rabbitmq.prefix.clone(),
                 delivery_limit: settings.rabbitmq.delivery_limit,
             };
-            Arc::new(
-                RabbitMqBus::connect_with(settings.rabbitmq.url.expose_secret(), options)
-                    .await
-                    .context("connecting to RabbitMQ (bus.rabbitmq.url)")?,
-            )
+            let url = settings.rabbitmq.url.expose_secret();
+            let bus = match credentials {
+                None => RabbitMqBus::connect_with(url, options).await,
+                Some(credentials) => RabbitMqBus::connect_following(url, options, credentials).await,
+            };
+            Arc::new(bus.context("connecting to RabbitMQ (bus.rabbitmq.url)")?)
         }
     })
 }

@@ -115,6 +115,24 @@ impl Secrets {
         self.credentials("cache", self.lease_paths.cache.as_deref()).await
     }
 
+    /// The bus's credentials when `secrets.vault.leases.bus` names a lease path.
+    pub async fn bus_credentials(&self) -> anyhow::Result<Option<CredentialsFeed>> {
+        self.credentials("bus", self.lease_paths.bus.as_deref()).await
+    }
+
+    /// The store's credentials when `secrets.vault.leases.store` names a lease path. Not used yet:
+    /// the MongoDB adapter does not follow leased credentials (a configured path stops the start,
+    /// rather than being silently ignored).
+    pub fn check_store_lease(&self) -> anyhow::Result<()> {
+        match (&self.vault, &self.lease_paths.store) {
+            (Some(_), Some(path)) => anyhow::bail!(
+                "secrets.vault.leases.store = {path}: leased MongoDB credentials are not supported yet; \
+                 put the credentials in store.mongodb.uri (e.g. from Vault KV)"
+            ),
+            _ => Ok(()),
+        }
+    }
+
     async fn credentials(&self, what: &str, path: Option<&str>) -> anyhow::Result<Option<CredentialsFeed>> {
         let (Some(path), Some(session)) = (path, &self.vault) else { return Ok(None) };
         if let Some(existing) = self.leases().iter().find(|lease| lease.path() == path) {

@@ -73,6 +73,7 @@ impl Infrastructure {
         clock: Arc<dyn Clock>,
         secrets: &Secrets,
     ) -> anyhow::Result<Self> {
+        secrets.check_store_lease()?;
         let store = DocumentStore::open(store).await?;
         let credentials = secrets.cache_credentials().await?;
         let CacheAdapters { cache, revocations, attempts } =
