@@ -31,6 +31,19 @@ enum Command {
         #[arg(value_enum)]
         service: Service,
     },
+    /// Operate the Vault/OpenBao that holds Galley's secrets (`secrets.vault.*` settings).
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Enable KV v2, AppRole, the database and RabbitMQ engines; write each service's policy and
+    /// AppRole; print each service's role id. Idempotent. Needs an operator token
+    /// (`GALLEY__SECRETS__VAULT__TOKEN`, `auth = token`).
+    Bootstrap,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -64,7 +77,24 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { service: Service::RecipesApi } => recipes_api::app::run_from_config().await,
         Command::Run { service: Service::RssApi } => rss_api::app::run_from_config().await,
         Command::Run { service: Service::RssWorker } => rss_worker::app::run_from_config().await,
+        Command::Vault { command: VaultCommand::Bootstrap } => vault_bootstrap().await,
     }
+}
+
+/// `galley vault bootstrap`: prints `<service> role_id=<id>` per service on stdout.
+async fn vault_bootstrap() -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let section: galley_vault::SecretsSection = galley_platform::load_settings(&ConfigSource::from_env())?;
+    let vault = &section.secrets.vault;
+    let client = galley_vault::VaultClient::connect(vault)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot log in to Vault at {}: {error}", vault.addr))?;
+    let roles = galley_vault::bootstrap::bootstrap(&client, &vault.kv_mount).await?;
+    let mut stdout = std::io::stdout().lock();
+    for role in roles {
+        writeln!(stdout, "{} role={} role_id={}", role.service, role.role, role.role_id)?;
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

@@ -186,3 +186,50 @@ async fn sign_ins_keep_working_across_two_rotations_of_the_cache_credentials() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn vault_stopped_while_running_keeps_requests_served_and_degrades_readiness() {
+    let mut bao = OpenBao::dev();
+    let dir = tempfile::tempdir().expect("temp dir");
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/galley/recipes-api",
+        &format!("store.embedded.path={}", dir.path().join("db.sqlite").display()),
+        "http.bind=127.0.0.1:0",
+    ]);
+    let source = vault_only_config(dir.path(), &bao.addr());
+    let (settings, secrets) = recipes_api::app::load_settings(&source).await.expect("settings");
+    let clock = std::sync::Arc::new(galley_kernel::SystemClock);
+    let application =
+        recipes_api::Application::build_with_secrets(settings, clock, &secrets).await.expect("builds");
+    let base = format!("http://127.0.0.1:{}", application.port());
+    let shutdown = Shutdown::new();
+    let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+
+    let ready: serde_json::Value =
+        client.get(format!("{base}/health/ready")).send().await.expect("ready").json().await.expect("json");
+    let secrets_status = |report: &serde_json::Value| {
+        report["checks"].as_array().and_then(|checks| {
+            checks
+                .iter()
+                .find(|c| c["name"] == "secrets")
+                .map(|c| c["status"].as_str().unwrap_or("").to_owned())
+        })
+    };
+    assert_eq!(secrets_status(&ready).as_deref(), Some("up"), "{ready}");
+
+    bao.kill();
+    let recipes = client.get(format!("{base}/recipes")).send().await.expect("recipes answer");
+    assert!(recipes.status().is_success(), "requests are still served: {}", recipes.status());
+    let response = client.get(format!("{base}/health/ready")).send().await.expect("ready");
+    assert!(response.status().is_success(), "still ready (degraded): {}", response.status());
+    let report: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(report["status"], "degraded", "{report}");
+    assert_eq!(secrets_status(&report).as_deref(), Some("degraded"), "{report}");
+
+    shutdown.trigger();
+    server.await.expect("server task").expect("server stops cleanly");
+    secrets.close().await;
+}

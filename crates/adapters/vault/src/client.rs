@@ -296,6 +296,24 @@ impl VaultClient {
             .map_err(|error| SecretsError::Misconfigured(format!("path `{path}`: {error}")))
     }
 
+    /// `POST /v1/<path>` with `body` as the session's token: the operator calls `vaultrs` has no
+    /// typed request for (mounting engines, writing policies and roles). Returns the answer's JSON,
+    /// if any.
+    pub async fn write(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, SecretsError> {
+        let request = self.inner.http.post(self.url(path)?).json(body);
+        self.call(request, path).await
+    }
+
+    /// `GET /v1/<path>` as the session's token.
+    pub async fn read(&self, path: &str) -> Result<Option<serde_json::Value>, SecretsError> {
+        let request = self.inner.http.get(self.url(path)?);
+        self.call(request, path).await
+    }
+
     /// Sends a request with the current token, reading the answer as `T` (or nothing for 204).
     async fn call<T: serde::de::DeserializeOwned>(
         &self,

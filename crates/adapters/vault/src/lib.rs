@@ -3,6 +3,7 @@
 //! Module map:
 //! - [`settings`]: `[secrets]` and `[secrets.vault]` (backend, address, auth method, KV location, lease
 //!   paths), read before the rest of the configuration.
+//! - [`bootstrap`]: `galley vault bootstrap`: engines, per-service policies and AppRoles.
 //! - [`client`]: [`VaultClient`], one authenticated session: token/AppRole/userpass login, token
 //!   renewal with re-login, KV v2 reads, leased credentials (obtain, renew, revoke).
 //! - [`leases`]: [`LeasedCredentials`], dynamic credentials renewed at two thirds of their TTL,
@@ -11,6 +12,7 @@
 //! - [`static_secrets`]: a service's KV paths (`<prefix>/shared`, `<prefix>/<service>`) read into the
 //!   configuration layer that sits between the files and the environment.
 
+pub mod bootstrap;
 pub mod client;
 pub mod leases;
 pub mod settings;
