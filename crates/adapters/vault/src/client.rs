@@ -173,12 +173,40 @@ impl VaultClient {
         let mut api = self.inner.api.write().await;
         let state = match &self.inner.credentials {
             Credentials::Token(token) => {
-                vaultrs::client::Client::set_token(&mut *api, token.expose_secret());
-                let lookup = vaultrs::token::lookup_self(&*api).await.map_err(api_error)?;
+                // Directly, not `vaultrs::token::lookup_self`: its response type insists on fields
+                // (`renewable`) a root token from `operator init` does not have, and only two are needed.
+                #[derive(Deserialize)]
+                struct Lookup {
+                    data: LookupData,
+                }
+                #[derive(Deserialize)]
+                struct LookupData {
+                    ttl: u64,
+                    /// Absent for the root token `operator init` prints.
+                    #[serde(default)]
+                    renewable: bool,
+                }
+                let response = self
+                    .inner
+                    .http
+                    .get(self.url("auth/token/lookup-self")?)
+                    .header("X-Vault-Token", token.expose_secret())
+                    .send()
+                    .await
+                    .map_err(transport_error)?;
+                let status = response.status();
+                if !status.is_success() {
+                    let body = response.text().await.unwrap_or_default();
+                    return Err(status_error(status.as_u16(), format!("token look-up: {}", body.trim())));
+                }
+                let lookup: Lookup = response
+                    .json()
+                    .await
+                    .map_err(|error| SecretsError::Protocol(format!("token look-up: {error}")))?;
                 TokenState {
                     token: token.clone(),
-                    ttl: Duration::from_secs(lookup.ttl),
-                    renewable: lookup.renewable,
+                    ttl: Duration::from_secs(lookup.data.ttl),
+                    renewable: lookup.data.renewable,
                     refreshed_at: Instant::now(),
                 }
             }

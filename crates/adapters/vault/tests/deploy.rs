@@ -97,15 +97,26 @@ disable_mlock = true
     )
 }
 
+/// Waits until the server is unsealed and its raft node has become the active one (an unsealed
+/// node answers requests only once it leads).
 fn wait_unsealed(bao: &OpenBao) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let output = bao.bao_output(&["status", "-format=json"]);
         let text = String::from_utf8_lossy(&output.stdout);
         if text.contains("\"sealed\": false") && text.contains("\"initialized\": true") {
-            return;
+            break;
         }
         assert!(Instant::now() < deadline, "not unsealed within 60 s: {text}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    loop {
+        let output = bao.bao_output(&["read", "-format=json", "sys/leader"]);
+        let text = String::from_utf8_lossy(&output.stdout);
+        if text.contains("\"is_self\": true") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not active within 60 s: {text}");
         std::thread::sleep(Duration::from_millis(200));
     }
 }
@@ -139,7 +150,7 @@ async fn a_kms_sealed_server_comes_back_unsealed_with_its_data_after_a_restart()
     restarted.set_token(root.clone());
     let started = Instant::now();
     wait_unsealed(&restarted);
-    eprintln!("unsealed {:?} after the restart, with no unseal key given", started.elapsed());
+    eprintln!("unsealed and active {:?} after the restart, with no unseal key given", started.elapsed());
 
     let client = VaultClient::connect(&token_settings(&restarted, &root)).await.expect("connects");
     let values = client.read_static("galley/shared").await.expect("reads");
