@@ -14,6 +14,7 @@ use galley_http_kit::{HttpContext, process_router};
 use galley_kernel::{Clock, SystemClock};
 use galley_messaging::{InProcessBus, MessageBus};
 use galley_platform::{HealthCheck, Localizer, Shutdown};
+use galley_wiring::secrets::Secrets;
 use recipes_api::RecipesModule;
 use recipes_api::app::{Infrastructure, issuer_for};
 use rss_api::RssModule;
@@ -64,16 +65,30 @@ impl Application {
     }
 
     /// Binds, opens the store, wires every service, seeds samples on first start.
-    pub async fn build_with_clock(mut settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::build_with_secrets(settings, clock, &Secrets::none()).await
+    }
+
+    /// As [`Application::build_with_clock`], with the process's secrets session (leased credentials
+    /// for the dependencies that have a lease path, the `secrets` readiness check).
+    pub async fn build_with_secrets(
+        mut settings: Settings,
+        clock: Arc<dyn Clock>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<Self> {
         settings.recipes.store.embedded.path = settings.data_dir.join("galley.db");
         let http = settings.recipes.http.clone();
         let listener =
             TcpListener::bind(http.bind).await.with_context(|| format!("binding {}", http.bind))?;
         let issuer = issuer_for(&settings.recipes.identity, listener.local_addr()?);
 
-        let infrastructure =
-            Infrastructure::open(&settings.recipes.store, &settings.recipes.cache, Arc::clone(&clock))
-                .await?;
+        let infrastructure = Infrastructure::open_with_secrets(
+            &settings.recipes.store,
+            &settings.recipes.cache,
+            Arc::clone(&clock),
+            secrets,
+        )
+        .await?;
         let recipes = RecipesModule::new(&infrastructure, &settings.recipes, issuer).await?;
         seed_on_first_start(&recipes, &settings.data_dir).await?;
 
@@ -97,6 +112,7 @@ impl Application {
             .health_checks
             .into_iter()
             .chain(rss.health_checks.iter().filter(|c| c.name() == "bus").cloned())
+            .chain(secrets.health_check())
             .collect();
         let context = HttpContext { localizer, settings: http };
         let router =

@@ -8,10 +8,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use galley::{Application, Settings};
-use galley_platform::{ConfigSource, Shutdown, load_settings, telemetry};
+use galley_platform::{ConfigSource, Shutdown, telemetry};
+use galley_wiring::secrets::Secrets;
 
 /// The process allocator. The one `static` Galley has, because Rust takes the allocator no other way:
 /// mimalloc spends fewer cycles per allocation than glibc's malloc, which a profile of the cached read
@@ -35,6 +37,19 @@ enum Command {
         #[arg(value_enum)]
         service: Service,
     },
+    /// Operate the Vault/OpenBao that holds Galley's secrets (`secrets.vault.*` settings).
+    Vault {
+        #[command(subcommand)]
+        command: VaultCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VaultCommand {
+    /// Enable KV v2, AppRole, the database and RabbitMQ engines; write each service's policy and
+    /// AppRole; print each service's role id. Idempotent. Needs an operator token
+    /// (`GALLEY__SECRETS__VAULT__TOKEN`, `auth = token`).
+    Bootstrap,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -68,21 +83,42 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { service: Service::RecipesApi } => recipes_api::app::run_from_config().await,
         Command::Run { service: Service::RssApi } => rss_api::app::run_from_config().await,
         Command::Run { service: Service::RssWorker } => rss_worker::app::run_from_config().await,
+        Command::Vault { command: VaultCommand::Bootstrap } => vault_bootstrap().await,
     }
+}
+
+/// `galley vault bootstrap`: prints `<service> role_id=<id>` per service on stdout.
+async fn vault_bootstrap() -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let section: galley_vault::SecretsSection = galley_platform::load_settings(&ConfigSource::from_env())?;
+    let vault = &section.secrets.vault;
+    let client = galley_vault::VaultClient::connect(vault)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot log in to Vault at {}: {error}", vault.addr))?;
+    let roles = galley_vault::bootstrap::bootstrap(&client, &vault.kv_mount).await?;
+    let mut stdout = std::io::stdout().lock();
+    for role in roles {
+        writeln!(stdout, "{} role={} role_id={}", role.service, role.role, role.role_id)?;
+    }
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let source = ConfigSource::from_env();
-    let mut recipes: recipes_api::Settings = load_settings(&source)?;
+    let secrets = Secrets::open(&source, &["recipes-api", "rss-api", "rss-worker"]).await?;
+    let mut recipes: recipes_api::Settings = secrets.load(&source)?;
     recipes.http.bind = args.bind;
-    let worker: rss_worker::Settings = load_settings(&source)?;
+    let worker: rss_worker::Settings = secrets.load(&source)?;
     telemetry::init(&recipes.telemetry);
+    secrets.log_origins();
     std::fs::create_dir_all(&args.data_dir)?;
 
+    let settings = Settings { recipes, worker, data_dir: args.data_dir.clone() };
     let application =
-        Application::build(Settings { recipes, worker, data_dir: args.data_dir.clone() }).await?;
+        Application::build_with_secrets(settings, Arc::new(galley_kernel::SystemClock), &secrets).await?;
     announce(application.local_addr()?, &args.data_dir);
     application.run_until_stopped(Shutdown::on_signals()).await?;
+    secrets.close().await;
     tracing::info!("galley stopped");
     Ok(())
 }

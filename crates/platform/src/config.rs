@@ -4,7 +4,9 @@
 //! 1. built-in defaults (`#[serde(default)]` on every settings struct, so an empty environment works);
 //! 2. `<config dir>/default.toml`;
 //! 3. `<config dir>/<profile>.toml`, the profile coming from `GALLEY_PROFILE` (default `local`);
-//! 4. environment variables `GALLEY__SECTION__KEY` (double underscores separate levels, e.g.
+//! 4. static secrets from the secrets backend (Vault KV), when one is configured
+//!    ([`crate::secrets::load_settings_layered`]);
+//! 5. environment variables `GALLEY__SECTION__KEY` (double underscores separate levels, e.g.
 //!    `GALLEY__HTTP__BIND=0.0.0.0:8080`).
 //!
 //! Missing files are skipped. Unknown keys are ignored on purpose: all services share the `GALLEY__`
@@ -50,9 +52,17 @@ impl ConfigSource {
     }
 
     fn figment(&self) -> Figment {
+        self.figment_with(&crate::secrets::SecretLayer::new())
+    }
+
+    /// The files, then `secrets` (static secrets from a secrets backend), then the environment.
+    pub(crate) fn figment_with(&self, secrets: &crate::secrets::SecretLayer) -> Figment {
         let mut figment = Figment::new().merge(Toml::file(self.dir.join("default.toml")));
         if !self.profile.is_empty() {
             figment = figment.merge(Toml::file(self.dir.join(format!("{}.toml", self.profile))));
+        }
+        if !secrets.is_empty() {
+            figment = figment.merge(secrets.clone());
         }
         if self.read_env {
             figment = figment.merge(Env::prefixed("GALLEY__").split("__"));

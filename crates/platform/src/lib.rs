@@ -6,6 +6,8 @@
 //! - [`deployment`]: `Environment` (development | production) and the rules production enforces at
 //!   start-up (an own cookie key, a shared revocation list).
 //! - [`secret`]: a string type for credentials that never prints or logs.
+//! - [`secrets`]: the secrets-backend port (static secrets, leased credentials) and the configuration
+//!   layer static secrets arrive in, between the files and the environment.
 //! - [`telemetry`]: tracing set-up, readable locally and JSON in production.
 //! - [`i18n`]: Project Fluent bundles, locale negotiation (`?locale=`, `Accept-Language` with q-values).
 //! - [`health`]: dependency checks aggregated into a readiness report.
@@ -16,6 +18,7 @@ pub mod deployment;
 pub mod health;
 pub mod i18n;
 pub mod secret;
+pub mod secrets;
 pub mod shutdown;
 pub mod telemetry;
 
@@ -28,5 +31,9 @@ pub use deployment::{DeploymentError, Environment};
 pub use health::{HealthCheck, ReadinessReport};
 pub use i18n::{Locale, Localizer, MessageArg};
 pub use secret::Secret;
+pub use secrets::{
+    Credentials, CredentialsFeed, KeyOrigin, Lease, LeaseRenewal, SecretLayer, SecretsBackend, SecretsError,
+    load_settings_layered,
+};
 pub use shutdown::Shutdown;
 pub use telemetry::{LogFormat, TelemetrySettings};

@@ -12,7 +12,8 @@
 //! - [`contracts::attempts`]: the failed sign-in attempt tracker contract (in-memory, Redis).
 //! - [`contracts::bus`]: the message bus contract (in-process, RabbitMQ, SQS).
 //! - [`contracts::rss`]: the RSS job, entry and feed-state store contracts (embedded SQLite, MongoDB).
-//! - [`redis`]: `PrefixCleanup`, deleting a test's keys from a shared Redis.
+//! - [`redis`]: `PrefixCleanup`, deleting a test's keys from a shared Redis; `PrivateRedis`, a
+//!   password-protected server of its own (for leased ACL users).
 //! - [`mongodb`]: `MongoTestDatabase`, a test's own database on `GALLEY_TEST_MONGODB_URI`, dropped
 //!   without blocking the runtime its client lives on.
 //! - [`rabbitmq`]: `RabbitMqNode`, a private broker node that failure drills stop and restart.

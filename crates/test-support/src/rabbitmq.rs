@@ -25,6 +25,8 @@ pub struct RabbitMqNode {
     name: String,
     port: u16,
     dist_port: u16,
+    /// The management API's port, for nodes started with it.
+    management_port: Option<u16>,
     process: Option<Child>,
 }
 
@@ -32,6 +34,16 @@ impl RabbitMqNode {
     /// Boots a fresh node and waits until it accepts AMQP connections. Panics, saying what to
     /// install, if RabbitMQ is not installed.
     pub fn start() -> Self {
+        Self::start_node(false)
+    }
+
+    /// Like [`RabbitMqNode::start`], with the management plugin on a free loopback port (what
+    /// OpenBao's RabbitMQ secrets engine talks to).
+    pub fn start_with_management() -> Self {
+        Self::start_node(true)
+    }
+
+    fn start_node(management: bool) -> Self {
         assert!(
             Path::new(SERVER).exists(),
             "RabbitMQ is needed for this failure drill: install it (`apt-get install rabbitmq-server`)"
@@ -39,16 +51,34 @@ impl RabbitMqNode {
         let id = uuid::Uuid::now_v7().simple().to_string();
         let dir = std::env::temp_dir().join(format!("galley-rabbitmq-{id}"));
         std::fs::create_dir_all(&dir).expect("node directory");
-        std::fs::write(dir.join("enabled_plugins"), "[].\n").expect("plugins file");
+        let plugins = if management { "[rabbitmq_management].\n" } else { "[].\n" };
+        std::fs::write(dir.join("enabled_plugins"), plugins).expect("plugins file");
+        let management_port = management.then(free_port);
+        if let Some(port) = management_port {
+            let config = format!("management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {port}\n");
+            std::fs::write(dir.join("rabbitmq.conf"), config).expect("config file");
+        }
         let mut node = Self {
             dir,
             name: format!("galley-test-{}@localhost", &id[id.len() - 12..]),
             port: free_port(),
             dist_port: free_port(),
+            management_port,
             process: None,
         };
         node.boot();
         node
+    }
+
+    /// `http://127.0.0.1:<port>` of the management API (nodes from
+    /// [`RabbitMqNode::start_with_management`]); user `guest`, password `guest`.
+    pub fn management_url(&self) -> Option<String> {
+        self.management_port.map(|port| format!("http://127.0.0.1:{port}"))
+    }
+
+    /// `amqp://127.0.0.1:<port>/%2f`, without credentials.
+    pub fn bare_url(&self) -> String {
+        format!("amqp://127.0.0.1:{}/%2f", self.port)
     }
 
     /// `amqp://guest:guest@127.0.0.1:<port>/%2f`
@@ -93,7 +123,10 @@ impl RabbitMqNode {
             .env("RABBITMQ_FEATURE_FLAGS_FILE", self.dir.join("feature_flags"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.dir.join("enabled_plugins"))
             .env("RABBITMQ_PLUGINS_EXPAND_DIR", self.dir.join("plugins"))
-            .env("RABBITMQ_CONFIG_FILE", self.dir.join("no-config"))
+            .env(
+                "RABBITMQ_CONFIG_FILE",
+                self.dir.join(if self.management_port.is_some() { "rabbitmq.conf" } else { "no-config" }),
+            )
             .env("RABBITMQ_ADVANCED_CONFIG_FILE", self.dir.join("no-advanced.config"))
             .env("RABBITMQ_PID_FILE", self.pid_file())
             .stdin(Stdio::null())
@@ -103,7 +136,8 @@ impl RabbitMqNode {
             .expect("rabbitmq-server starts");
         self.process = Some(process);
         let deadline = Instant::now() + BOOT_TIMEOUT;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+        let ports = [Some(self.port), self.management_port];
+        while ports.iter().flatten().any(|port| std::net::TcpStream::connect(("127.0.0.1", *port)).is_err()) {
             let exited = self.process.as_mut().and_then(|p| p.try_wait().ok().flatten());
             assert!(
                 exited.is_none(),

@@ -6,10 +6,15 @@
 //!   (`mongodb`), plus the store's readiness check and its orderly close.
 //! - [`CacheAdapters`]: `cache.backend` → the cache, the token revocation list and the sign-in attempt
 //!   tracker, in memory (`memory`) or on one shared Redis connection (`redis`).
-//! - [`open_bus`]: `bus.backend` → the message bus, in-process, RabbitMQ or SQS.
+//! - [`open_bus`]: `bus.backend` → the message bus, in-process, RabbitMQ or SQS (RabbitMQ as a leased
+//!   user with [`open_bus_with`]).
+//! - [`secrets`]: `secrets.backend` → static secrets layered into configuration (Vault KV), and the
+//!   process's session with Vault.
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
 //! crates never see it.
+
+pub mod secrets;
 
 use std::sync::Arc;
 
@@ -28,7 +33,8 @@ use galley_mongo::{
 };
 use galley_platform::secret::ExposeSecret as _;
 use galley_platform::{
-    BusBackend, BusSettings, CacheBackend, CacheSettings, HealthCheck, StoreBackend, StoreSettings,
+    BusBackend, BusSettings, CacheBackend, CacheSettings, CredentialsFeed, HealthCheck, StoreBackend,
+    StoreSettings,
 };
 use galley_rabbitmq::{RabbitMqBus, RabbitMqOptions};
 use galley_recipes::RecipeRepository;
@@ -150,6 +156,16 @@ impl CacheAdapters {
     /// connection: start-up fails if Redis cannot be reached then; after that an outage only degrades
     /// the process (reads bypass the cache, sign-in refuses) until the connection heals.
     pub async fn open(settings: &CacheSettings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::open_with(settings, clock, None).await
+    }
+
+    /// Like [`CacheAdapters::open`]; with `credentials` (leased from the secrets backend) Redis is
+    /// reached at `cache.redis.url` as their user, following each rotation.
+    pub async fn open_with(
+        settings: &CacheSettings,
+        clock: Arc<dyn Clock>,
+        credentials: Option<CredentialsFeed>,
+    ) -> anyhow::Result<Self> {
         Ok(match settings.backend {
             CacheBackend::Memory => Self {
                 cache: Arc::new(MemoryCache::new(settings.memory_max_bytes)),
@@ -157,7 +173,7 @@ impl CacheAdapters {
                 attempts: Arc::new(MemoryAttemptTracker::new(clock)),
             },
             CacheBackend::Redis => {
-                let redis = redis(settings).await?;
+                let redis = redis(settings, credentials).await?;
                 Self {
                     cache: Arc::new(RedisCache(redis.clone())),
                     revocations: Arc::new(RedisRevocationList(redis.clone())),
@@ -171,22 +187,47 @@ impl CacheAdapters {
     /// is this process's own: a token signed out at the issuer then works here until it expires, so
     /// production deployments use Redis.
     pub async fn revocation_list(settings: &CacheSettings) -> anyhow::Result<Arc<dyn RevocationList>> {
+        Self::revocation_list_with(settings, None).await
+    }
+
+    /// Like [`CacheAdapters::revocation_list`], as the user of leased `credentials` when given.
+    pub async fn revocation_list_with(
+        settings: &CacheSettings,
+        credentials: Option<CredentialsFeed>,
+    ) -> anyhow::Result<Arc<dyn RevocationList>> {
         Ok(match settings.backend {
             CacheBackend::Memory => Arc::new(MemoryRevocationList::default()),
-            CacheBackend::Redis => Arc::new(RedisRevocationList(redis(settings).await?)),
+            CacheBackend::Redis => Arc::new(RedisRevocationList(redis(settings, credentials).await?)),
         })
     }
 }
 
-async fn redis(settings: &CacheSettings) -> anyhow::Result<RedisConnection> {
-    RedisConnection::connect(settings.redis.url.expose_secret(), &settings.redis.prefix)
-        .await
-        .context("connecting to Redis (cache.redis.url)")
+async fn redis(
+    settings: &CacheSettings,
+    credentials: Option<CredentialsFeed>,
+) -> anyhow::Result<RedisConnection> {
+    let url = settings.redis.url.expose_secret();
+    match credentials {
+        None => RedisConnection::connect(url, &settings.redis.prefix).await,
+        Some(credentials) => {
+            RedisConnection::connect_following(url, &settings.redis.prefix, credentials).await
+        }
+    }
+    .context("connecting to Redis (cache.redis.url)")
 }
 
 /// Opens the bus named by `bus.backend`. The in-process bus only connects services in this process,
 /// which is what the all-in-one binary wants and almost never what a standalone service wants: say so.
 pub async fn open_bus(settings: &BusSettings) -> anyhow::Result<Arc<dyn MessageBus>> {
+    open_bus_with(settings, None).await
+}
+
+/// Like [`open_bus`]; with `credentials` (leased from the secrets backend) RabbitMQ is reached at
+/// `bus.rabbitmq.url` as their user, following each rotation.
+pub async fn open_bus_with(
+    settings: &BusSettings,
+    credentials: Option<CredentialsFeed>,
+) -> anyhow::Result<Arc<dyn MessageBus>> {
     Ok(match settings.backend {
         BusBackend::InProcess => {
             tracing::warn!("bus.backend = in-process: only services in this process receive its messages");
@@ -197,11 +238,12 @@ pub async fn open_bus(settings: &BusSettings) -> anyhow::Result<Arc<dyn MessageB
                 prefix: settings.rabbitmq.prefix.clone(),
                 delivery_limit: settings.rabbitmq.delivery_limit,
             };
-            Arc::new(
-                RabbitMqBus::connect_with(settings.rabbitmq.url.expose_secret(), options)
-                    .await
-                    .context("connecting to RabbitMQ (bus.rabbitmq.url)")?,
-            )
+            let url = settings.rabbitmq.url.expose_secret();
+            let bus = match credentials {
+                None => RabbitMqBus::connect_with(url, options).await,
+                Some(credentials) => RabbitMqBus::connect_following(url, options, credentials).await,
+            };
+            Arc::new(bus.context("connecting to RabbitMQ (bus.rabbitmq.url)")?)
         }
         BusBackend::Sqs => {
             let (aws, options) = sqs_settings(&settings.sqs);

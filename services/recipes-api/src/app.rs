@@ -17,6 +17,7 @@ use galley_identity::{
 use galley_kernel::{Cache, Clock, SystemClock};
 use galley_platform::{CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreSettings};
 use galley_recipes::RecipeService;
+use galley_wiring::secrets::Secrets;
 
 use crate::reads::{CacheTtls, InvalidatingRecipeRepository, RecipeReads};
 use galley_wiring::{CacheAdapters, DocumentStore};
@@ -63,9 +64,22 @@ impl Infrastructure {
         cache: &CacheSettings,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        Self::open_with_secrets(store, cache, clock, &Secrets::none()).await
+    }
+
+    /// Like [`Infrastructure::open`], reaching the dependencies whose lease paths `secrets` names
+    /// with leased credentials (`secrets.vault.leases.*`).
+    pub async fn open_with_secrets(
+        store: &StoreSettings,
+        cache: &CacheSettings,
+        clock: Arc<dyn Clock>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<Self> {
+        secrets.check_store_lease()?;
         let store = DocumentStore::open(store).await?;
+        let credentials = secrets.cache_credentials().await?;
         let CacheAdapters { cache, revocations, attempts } =
-            CacheAdapters::open(cache, Arc::clone(&clock)).await?;
+            CacheAdapters::open_with(cache, Arc::clone(&clock), credentials).await?;
         Ok(Self { store, cache, revocations, attempts, clock })
     }
 }
@@ -210,12 +224,24 @@ impl Application {
 
     /// As [`Application::build`], with the clock the use cases see (tests move time forward).
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        Self::build_with_secrets(settings, clock, &Secrets::none()).await
+    }
+
+    /// As [`Application::build_with_clock`], with the process's secrets session: leased credentials
+    /// for the dependencies that have a lease path, and the `secrets` readiness check.
+    pub async fn build_with_secrets(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.http.bind)
             .await
             .with_context(|| format!("binding {}", settings.http.bind))?;
         let issuer = issuer_for(&settings.identity, listener.local_addr()?);
-        let infrastructure = Infrastructure::open(&settings.store, &settings.cache, clock).await?;
-        let module = RecipesModule::new(&infrastructure, &settings, issuer).await?;
+        let infrastructure =
+            Infrastructure::open_with_secrets(&settings.store, &settings.cache, clock, secrets).await?;
+        let mut module = RecipesModule::new(&infrastructure, &settings, issuer).await?;
+        module.health_checks.extend(secrets.health_check());
         if settings.recipes.seed_samples {
             let seeded = module.seed_samples().await?;
             if seeded > 0 {
@@ -263,14 +289,25 @@ impl HealthCheck for CacheCheck {
     }
 }
 
+/// This service's settings: the files, its static secrets from the secrets backend when
+/// `secrets.backend` names one (`<prefix>/shared` and `<prefix>/recipes-api`), then the environment.
+/// Also returns the open secrets session, which the process keeps until it stops.
+pub async fn load_settings(source: &galley_platform::ConfigSource) -> anyhow::Result<(Settings, Secrets)> {
+    let secrets = Secrets::open(source, &["recipes-api"]).await?;
+    let settings = secrets.load(source)?;
+    Ok((settings, secrets))
+}
+
 /// The standalone process: settings from `config/*.toml` and `GALLEY__*` variables, logs initialised,
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run recipes-api`.
 pub async fn run_from_config() -> anyhow::Result<()> {
-    let settings: Settings = galley_platform::load_settings(&galley_platform::ConfigSource::from_env())?;
+    let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
     galley_platform::telemetry::init(&settings.telemetry);
-    let application = Application::build(settings).await?;
+    secrets.log_origins();
+    let application = Application::build_with_secrets(settings, Arc::new(SystemClock), &secrets).await?;
     tracing::info!(address = %application.local_addr()?, "recipes-api listening");
     application.run_until_stopped(Shutdown::on_signals()).await?;
+    secrets.close().await;
     tracing::info!("recipes-api stopped");
     Ok(())
 }

@@ -13,7 +13,8 @@ use galley_kernel::{Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
 use galley_platform::{HealthCheck, HttpSettings, LimitsSettings, Localizer, Shutdown};
 use galley_rss::FetchRequests;
-use galley_wiring::{CacheAdapters, DocumentStore, open_bus};
+use galley_wiring::secrets::Secrets;
+use galley_wiring::{CacheAdapters, DocumentStore, open_bus_with};
 use tokio::net::TcpListener;
 
 use crate::http::{self, RssState};
@@ -102,11 +103,31 @@ impl Application {
         bus: Option<Arc<dyn MessageBus>>,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        Self::assemble(settings, bus, clock, &Secrets::none()).await
+    }
+
+    /// As [`Application::build`], with the process's secrets session: leased credentials for the
+    /// bus and the revocation list when their lease paths are set, and the `secrets` readiness check.
+    pub async fn build_with_secrets(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<Self> {
+        Self::assemble(settings, None, clock, secrets).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        bus: Option<Arc<dyn MessageBus>>,
+        clock: Arc<dyn Clock>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<Self> {
         settings.environment.check_cookie_key(settings.identity.cookie_key.as_ref())?;
         settings.environment.check_shared_revocations("rss-api", settings.cache.backend)?;
+        secrets.check_store_lease()?;
         let bus = match bus {
             Some(bus) => bus,
-            None => open_bus(&settings.bus).await?,
+            None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let store = DocumentStore::open(&settings.store).await?;
         let keys = Arc::new(RemoteJwks::new(&settings.identity.issuer)?);
@@ -118,14 +139,16 @@ impl Application {
         );
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
         // take effect here at once; in memory, a signed-out token works here until it expires.
-        let revocations = CacheAdapters::revocation_list(&settings.cache).await?;
+        let revocations =
+            CacheAdapters::revocation_list_with(&settings.cache, secrets.cache_credentials().await?).await?;
         let authenticator = TokenAuthenticator::new(Arc::new(verifier), revocations);
         let auth = AuthConfig {
             authenticator: Arc::new(authenticator),
             cookie_key: galley_http_kit::auth::cookie_key(settings.identity.cookie_key.as_ref())?,
         };
         let localizer = Arc::new(localizer()?);
-        let module = RssModule::new(&store, bus, auth, Arc::clone(&localizer), clock, &settings.limits)?;
+        let mut module = RssModule::new(&store, bus, auth, Arc::clone(&localizer), clock, &settings.limits)?;
+        module.health_checks.extend(secrets.health_check());
         let context = HttpContext { localizer, settings: settings.http.clone() };
         let router = process_router(
             module.router.clone(),
@@ -156,14 +179,25 @@ impl Application {
     }
 }
 
+/// This service's settings: the files, its static secrets from the secrets backend when
+/// `secrets.backend` names one (`<prefix>/shared` and `<prefix>/rss-api`), then the environment.
+/// Also returns the open secrets session, which the process keeps until it stops.
+pub async fn load_settings(source: &galley_platform::ConfigSource) -> anyhow::Result<(Settings, Secrets)> {
+    let secrets = Secrets::open(source, &["rss-api"]).await?;
+    let settings = secrets.load(source)?;
+    Ok((settings, secrets))
+}
+
 /// The standalone process: settings from `config/*.toml` and `GALLEY__*` variables, logs initialised,
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run rss-api`.
 pub async fn run_from_config() -> anyhow::Result<()> {
-    let settings: Settings = galley_platform::load_settings(&galley_platform::ConfigSource::from_env())?;
+    let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
     galley_platform::telemetry::init(&settings.telemetry);
-    let application = Application::build(settings).await?;
+    secrets.log_origins();
+    let application = Application::build_with_secrets(settings, Arc::new(SystemClock), &secrets).await?;
     tracing::info!(address = %application.local_addr()?, "rss-api listening");
     application.run_until_stopped(Shutdown::on_signals()).await?;
+    secrets.close().await;
     tracing::info!("rss-api stopped");
     Ok(())
 }

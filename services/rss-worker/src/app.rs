@@ -13,7 +13,8 @@ use galley_platform::{HealthCheck, HttpSettings, Localizer, Shutdown};
 use galley_rss::fetch::FeedFetcher;
 use galley_rss::ingest::IngestionPorts;
 use galley_rss::{FeedIngestion, RetryPolicy};
-use galley_wiring::{DocumentStore, open_bus};
+use galley_wiring::secrets::Secrets;
+use galley_wiring::{DocumentStore, open_bus_with};
 use tokio::net::TcpListener;
 
 use crate::settings::Settings;
@@ -67,13 +68,29 @@ impl Application {
 
     /// As [`Application::build`], on a given bus (tests share an in-process bus with rss-api).
     pub async fn build_with(settings: Settings, bus: Option<Arc<dyn MessageBus>>) -> anyhow::Result<Self> {
+        Self::assemble(settings, bus, &Secrets::none()).await
+    }
+
+    /// As [`Application::build`], with the process's secrets session: leased bus credentials when
+    /// `secrets.vault.leases.bus` is set, and the `secrets` readiness check.
+    pub async fn build_with_secrets(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
+        Self::assemble(settings, None, secrets).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        bus: Option<Arc<dyn MessageBus>>,
+        secrets: &Secrets,
+    ) -> anyhow::Result<Self> {
+        secrets.check_store_lease()?;
         let bus = match bus {
             Some(bus) => bus,
-            None => open_bus(&settings.bus).await?,
+            None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let store = DocumentStore::open(&settings.store).await?;
         let worker = worker(&store, Arc::clone(&bus), &settings, Arc::new(SystemClock))?;
-        let checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::clone(&store.health), Arc::new(BusHealth(bus))];
+        let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::clone(&store.health), Arc::new(BusHealth(bus))];
+        checks.extend(secrets.health_check());
         let localizer =
             Localizer::builder().add_resources(&galley_platform::i18n::PLATFORM_RESOURCES).build()?;
         let context = HttpContext { localizer: Arc::new(localizer), settings: settings.http.clone() };
@@ -100,14 +117,25 @@ impl Application {
     }
 }
 
+/// This service's settings: the files, its static secrets from the secrets backend when
+/// `secrets.backend` names one (`<prefix>/shared` and `<prefix>/rss-worker`), then the environment.
+/// Also returns the open secrets session, which the process keeps until it stops.
+pub async fn load_settings(source: &galley_platform::ConfigSource) -> anyhow::Result<(Settings, Secrets)> {
+    let secrets = Secrets::open(source, &["rss-worker"]).await?;
+    let settings = secrets.load(source)?;
+    Ok((settings, secrets))
+}
+
 /// The standalone process: settings from `config/*.toml` and `GALLEY__*` variables, logs initialised,
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run rss-worker`.
 pub async fn run_from_config() -> anyhow::Result<()> {
-    let settings: Settings = galley_platform::load_settings(&galley_platform::ConfigSource::from_env())?;
+    let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
     galley_platform::telemetry::init(&settings.telemetry);
-    let application = Application::build(settings).await?;
+    secrets.log_origins();
+    let application = Application::build_with_secrets(settings, &secrets).await?;
     tracing::info!(health = %application.local_addr()?, "rss-worker running");
     application.run_until_stopped(Shutdown::on_signals()).await?;
+    secrets.close().await;
     tracing::info!("rss-worker stopped");
     Ok(())
 }

@@ -64,6 +64,8 @@ use galley_messaging::port::Settlement;
 use galley_messaging::{
     BusError, Delivery, MessageBus, OutgoingMessage, ReceivedMessage, Settle, Subscription, dead_letter_queue,
 };
+use galley_platform::CredentialsFeed;
+use galley_platform::secret::ExposeSecret as _;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
     ConfirmSelectOptions, QueueDeclareOptions,
@@ -123,7 +125,7 @@ struct Link {
 
 struct Inner {
     /// May contain credentials: never logged nor shown by `Debug`.
-    url: String,
+    url: BrokerUrl,
     prefix: String,
     delivery_limit: u32,
     link: tokio::sync::Mutex<Link>,
@@ -178,10 +180,41 @@ impl RabbitMqBus {
 
     /// As [`RabbitMqBus::connect`], with every option given.
     pub async fn connect_with(url: &str, options: RabbitMqOptions) -> Result<Self, BusError> {
-        let connection = open_connection(url).await.map_err(BusError::Unavailable)?;
+        Self::open(BrokerUrl::Static(url.to_owned()), options).await
+    }
+
+    /// Connects to `url` (which carries no credentials) as the user `credentials` names now, and
+    /// follows them: on every change a connection as the new user replaces the current one for what
+    /// follows (publishes at once; subscriptions when the old connection is closed, one grace period
+    /// later, so deliveries in progress can still be settled; unsettled ones are requeued).
+    pub async fn connect_following(
+        url: &str,
+        options: RabbitMqOptions,
+        credentials: CredentialsFeed,
+    ) -> Result<Self, BusError> {
+        let base =
+            url::Url::parse(url).map_err(|error| BusError::Unavailable(format!("bus URL: {error}")))?;
+        let mut feed = credentials.clone();
+        feed.borrow_and_update();
+        let bus = Self::open(BrokerUrl::Following { base, credentials }, options).await?;
+        let weak = Arc::downgrade(&bus.inner);
+        tokio::spawn(async move {
+            while feed.changed().await.is_ok() {
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.is_closed() {
+                    return;
+                }
+                inner.swap_connection().await;
+            }
+        });
+        Ok(bus)
+    }
+
+    async fn open(url: BrokerUrl, options: RabbitMqOptions) -> Result<Self, BusError> {
+        let connection = open_connection(&url.current()?).await.map_err(BusError::Unavailable)?;
         let (closed, _) = watch::channel(false);
         let inner = Inner {
-            url: url.to_owned(),
+            url,
             prefix: options.prefix,
             delivery_limit: options.delivery_limit,
             link: tokio::sync::Mutex::new(Link { connection: Some(connection), publisher: None }),
@@ -224,6 +257,32 @@ async fn open_connection(url: &str) -> Result<Connection, String> {
         Err(_) => Err(format!("cannot connect to RabbitMQ: timed out after {CONNECT_TIMEOUT:?}")),
     }
 }
+
+/// Where the broker is, and as whom: a URL with its credentials, or one completed by leased
+/// credentials that change over time.
+enum BrokerUrl {
+    Static(String),
+    Following { base: url::Url, credentials: CredentialsFeed },
+}
+
+impl BrokerUrl {
+    fn current(&self) -> Result<String, BusError> {
+        match self {
+            Self::Static(url) => Ok(url.clone()),
+            Self::Following { base, credentials } => {
+                let current = credentials.borrow().clone();
+                let mut url = base.clone();
+                url.set_username(&current.username)
+                    .and_then(|()| url.set_password(Some(current.password.expose_secret())))
+                    .map_err(|()| BusError::Unavailable("the bus URL cannot carry credentials".into()))?;
+                Ok(url.into())
+            }
+        }
+    }
+}
+
+/// How long the connection of replaced credentials stays open after a swap.
+const SWAP_GRACE: Duration = Duration::from_secs(2);
 
 /// Which kind of channel an operation needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,7 +329,7 @@ impl Inner {
             if let Ok(mut topology) = self.topology.lock() {
                 topology.clear();
             }
-            link.connection = Some(open_connection(&self.url).await?);
+            link.connection = Some(open_connection(&self.url.current().map_err(|e| e.to_string())?).await?);
             tracing::info!(prefix = %self.prefix, "connected to RabbitMQ");
         }
         let Some(connection) = link.connection.as_ref() else {
@@ -288,6 +347,34 @@ impl Inner {
             link.publisher = Some(channel.clone());
         }
         Ok(channel)
+    }
+
+    /// Opens a connection as the current (new) credentials' user and makes it the one new channels
+    /// come from; the old connection is closed after [`SWAP_GRACE`], which moves the subscriptions
+    /// over (they re-subscribe on the new connection). On failure the current connection stays.
+    async fn swap_connection(&self) {
+        let url = match self.url.current() {
+            Ok(url) => url,
+            Err(error) => return tracing::warn!(%error, "cannot use the new RabbitMQ credentials"),
+        };
+        let connection = match open_connection(&url).await {
+            Ok(connection) => connection,
+            Err(error) => {
+                return tracing::warn!(%error, "cannot connect with the new RabbitMQ credentials; keeping the current connection");
+            }
+        };
+        let old = {
+            let mut link = self.link.lock().await;
+            link.publisher = None;
+            link.connection.replace(connection)
+        };
+        tracing::info!(prefix = %self.prefix, "RabbitMQ connection swapped to new credentials");
+        if let Some(old) = old {
+            tokio::spawn(async move {
+                tokio::time::sleep(SWAP_GRACE).await;
+                let _ = old.close(200, "galley credentials rotated".into()).await;
+            });
+        }
     }
 
     /// A channel, retrying with exponential backoff (bounded in tries) while the broker is away.

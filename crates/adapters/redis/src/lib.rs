@@ -8,12 +8,15 @@
 //!
 //! Module map: [`RedisConnection`], [`RedisCache`], [`RedisRevocationList`], [`RedisAttemptTracker`].
 
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use galley_identity::{AttemptState, AttemptTracker, Budget, Reservation, RevocationList};
 use galley_kernel::{Cache, CacheError, StoreError};
+use galley_platform::secret::ExposeSecret as _;
+use galley_platform::{Credentials, CredentialsFeed};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +26,9 @@ pub struct ConnectError(#[from] redis::RedisError);
 /// A shared, self-healing connection with a key prefix.
 #[derive(Clone)]
 pub struct RedisConnection {
-    manager: ConnectionManager,
+    /// Replaced as a whole when leased credentials rotate ([`RedisConnection::connect_following`]);
+    /// a command clones the manager it starts on, so commands in flight finish on the old one.
+    manager: Arc<RwLock<ConnectionManager>>,
     prefix: String,
 }
 
@@ -37,22 +42,56 @@ impl RedisConnection {
     /// Connects to `url` (`redis://[:password@]host:port/db`); fails fast if Redis is unreachable now,
     /// then reconnects by itself after outages.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, ConnectError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(3)
-            .set_max_delay(Duration::from_secs(2));
-        let manager = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self { manager, prefix: prefix.to_owned() })
+        let first = manager(redis::Client::open(url)?).await?;
+        Ok(Self { manager: Arc::new(RwLock::new(first)), prefix: prefix.to_owned() })
+    }
+
+    /// Connects to `url` (which carries no credentials) as the user `credentials` names now, and
+    /// follows them: on every change a connection with the new credentials is opened and swapped in
+    /// for the commands that follow (the old user's connection serves the commands already running).
+    /// The leased users need no `@dangerous` command (see the README for the ACL a role grants).
+    pub async fn connect_following(
+        url: &str,
+        prefix: &str,
+        mut credentials: CredentialsFeed,
+    ) -> Result<Self, ConnectError> {
+        let current = credentials.borrow_and_update().clone();
+        let first = manager(client_as(url, &current)?).await?;
+        let shared = Arc::new(RwLock::new(first));
+        let swapped = Arc::downgrade(&shared);
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            // Ends when the feed closes (the lease is revoked) or the connection is dropped.
+            while credentials.changed().await.is_ok() {
+                let Some(target) = swapped.upgrade() else { return };
+                let next = credentials.borrow_and_update().clone();
+                match client_as(&url, &next) {
+                    Ok(client) => match manager(client).await {
+                        Ok(replacement) => {
+                            *target.write().unwrap_or_else(PoisonError::into_inner) = replacement;
+                            tracing::info!(username = %next.username, "Redis connection swapped to new credentials");
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "cannot connect with the new Redis credentials; keeping the current connection")
+                        }
+                    },
+                    Err(error) => tracing::warn!(%error, "invalid Redis URL for the new credentials"),
+                }
+            }
+        });
+        Ok(Self { manager: shared, prefix: prefix.to_owned() })
     }
 
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
 
+    fn connection(&self) -> ConnectionManager {
+        self.manager.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
     async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> redis::RedisResult<T> {
-        let mut connection = self.manager.clone();
+        let mut connection = self.connection();
         command.query_async(&mut connection).await
     }
 
@@ -60,6 +99,29 @@ impl RedisConnection {
     pub async fn ping(&self) -> redis::RedisResult<()> {
         self.query::<String>(&redis::cmd("PING")).await.map(|_| ())
     }
+}
+
+/// The connection manager every Redis connection uses: bounded connect and response times, a few
+/// quick retries, reconnection with backoff.
+async fn manager(client: redis::Client) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client, config).await
+}
+
+/// A client for `url` logging in as `credentials`.
+fn client_as(url: &str, credentials: &Credentials) -> redis::RedisResult<redis::Client> {
+    use redis::IntoConnectionInfo as _;
+    let info = url.into_connection_info()?;
+    let settings = info
+        .redis_settings()
+        .clone()
+        .set_username(&credentials.username)
+        .set_password(credentials.password.expose_secret());
+    redis::Client::open(info.set_redis_settings(settings))
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -229,7 +291,7 @@ impl AttemptTracker for RedisAttemptTracker {
         for budget in budgets {
             invocation.key(self.key(&budget.key)).arg(budget.limit);
         }
-        let mut connection = self.connection.manager.clone();
+        let mut connection = self.connection.connection();
         let (granted, pttl): (u8, i64) =
             invocation.invoke_async(&mut connection).await.map_err(store_error)?;
         Ok(if granted == 1 {
@@ -249,13 +311,13 @@ impl AttemptTracker for RedisAttemptTracker {
         for key in keys {
             invocation.key(self.key(key));
         }
-        let mut connection = self.connection.manager.clone();
+        let mut connection = self.connection.connection();
         invocation.invoke_async::<()>(&mut connection).await.map_err(store_error)
     }
 
     async fn state(&self, key: &str) -> Result<AttemptState, StoreError> {
         let key = self.key(key);
-        let mut connection = self.connection.manager.clone();
+        let mut connection = self.connection.connection();
         let (failures, pttl): (Option<u64>, i64) = redis::pipe()
             .cmd("GET")
             .arg(&key)

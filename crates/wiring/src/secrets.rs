@@ -1,0 +1,203 @@
+//! `secrets.backend` → where static secrets come from, and the process's session with the secrets
+//! backend (kept open for token renewal and, later, leased credentials).
+//!
+//! The order of a start-up: read `[secrets]` from the files and the environment; with `vault`, log in
+//! (an unreachable or refusing Vault stops the start with one clear error), read the service's KV paths
+//! into a [`SecretLayer`]; then load each service's settings with the layer between the files and the
+//! environment; log where every layered key came from once logging is set up.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use galley_platform::{
+    ConfigSource, CredentialsFeed, HealthCheck, KeyOrigin, SecretLayer, SecretsBackend, load_settings,
+    load_settings_layered,
+};
+use galley_vault::{
+    LeaseHealth, LeasePaths, LeasedCredentials, RotationTimings, SecretsBackendKind, SecretsSection,
+    VaultClient, read_static_layer,
+};
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+/// The secrets of one process: the static layer and, with Vault, the open session and the leases of
+/// dynamic credentials.
+#[derive(Debug)]
+pub struct Secrets {
+    layer: SecretLayer,
+    vault: Option<VaultSession>,
+    /// Lease paths of dynamic credentials (`secrets.vault.leases.*`).
+    lease_paths: LeasePaths,
+    /// Leases obtained so far, revoked by [`Secrets::close`].
+    leases: Mutex<Vec<LeasedCredentials>>,
+    /// Origins of the layered keys, gathered by every [`Secrets::load`] and logged once.
+    origins: Mutex<Vec<KeyOrigin>>,
+}
+
+#[derive(Debug)]
+struct VaultSession {
+    client: VaultClient,
+    stop: CancellationToken,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Secrets {
+    /// No secrets backend: configuration from the files and the environment only.
+    pub fn none() -> Self {
+        Self {
+            layer: SecretLayer::new(),
+            vault: None,
+            lease_paths: LeasePaths::default(),
+            leases: Mutex::new(Vec::new()),
+            origins: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Opens the backend named by `secrets.backend` in `source` and reads the static secrets of
+    /// `services` (`recipes-api`, `rss-api`, `rss-worker`; the all-in-one process names all three).
+    pub async fn open(source: &ConfigSource, services: &[&str]) -> anyhow::Result<Self> {
+        let section: SecretsSection = load_settings(source)?;
+        match section.secrets.backend {
+            SecretsBackendKind::None => Ok(Self::none()),
+            SecretsBackendKind::Vault => {
+                let vault = &section.secrets.vault;
+                let started = std::time::Instant::now();
+                let client = VaultClient::connect(vault)
+                    .await
+                    .with_context(|| format!("cannot log in to Vault at {}", vault.addr))?;
+                let layer = read_static_layer(&client, &vault.kv_mount, &vault.kv_prefix, services)
+                    .await
+                    .with_context(|| format!("cannot read static secrets from Vault at {}", vault.addr))?;
+                let stop = CancellationToken::new();
+                let renewal = client.spawn_token_renewal(stop.clone());
+                tracing::debug!(elapsed = ?started.elapsed(), keys = layer.len(), "static secrets read from Vault");
+                Ok(Self {
+                    layer,
+                    vault: Some(VaultSession { client, stop, renewal }),
+                    lease_paths: vault.leases.clone(),
+                    leases: Mutex::new(Vec::new()),
+                    origins: Mutex::new(Vec::new()),
+                })
+            }
+        }
+    }
+
+    /// Loads settings of type `T` from `source` with the static secrets layered between the files and
+    /// the environment.
+    pub fn load<T: DeserializeOwned>(&self, source: &ConfigSource) -> anyhow::Result<T> {
+        let (settings, origins) = load_settings_layered(source, &self.layer)?;
+        let mut gathered = self.origins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for origin in origins {
+            if !gathered.contains(&origin) {
+                gathered.push(origin);
+            }
+        }
+        Ok(settings)
+    }
+
+    /// Logs where each layered key came from (never its value). Call after `telemetry::init`.
+    pub fn log_origins(&self) {
+        let gathered = self.origins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        for origin in gathered.iter() {
+            origin.log();
+        }
+    }
+
+    /// The Vault session, when `secrets.backend = vault`.
+    pub fn vault(&self) -> Option<&VaultClient> {
+        self.vault.as_ref().map(|session| &session.client)
+    }
+
+    /// The cache's credentials when `secrets.vault.leases.cache` names a lease path (else the cache
+    /// uses the static `cache.redis.url`). Obtained once per process and kept until [`Secrets::close`].
+    pub async fn cache_credentials(&self) -> anyhow::Result<Option<CredentialsFeed>> {
+        self.credentials("cache", self.lease_paths.cache.as_deref()).await
+    }
+
+    /// The bus's credentials when `secrets.vault.leases.bus` names a lease path.
+    pub async fn bus_credentials(&self) -> anyhow::Result<Option<CredentialsFeed>> {
+        self.credentials("bus", self.lease_paths.bus.as_deref()).await
+    }
+
+    /// The store's credentials when `secrets.vault.leases.store` names a lease path. Not used yet:
+    /// the MongoDB adapter does not follow leased credentials (a configured path stops the start,
+    /// rather than being silently ignored).
+    pub fn check_store_lease(&self) -> anyhow::Result<()> {
+        match (&self.vault, &self.lease_paths.store) {
+            (Some(_), Some(path)) => anyhow::bail!(
+                "secrets.vault.leases.store = {path}: leased MongoDB credentials are not supported yet; \
+                 put the credentials in store.mongodb.uri (e.g. from Vault KV)"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    async fn credentials(&self, what: &str, path: Option<&str>) -> anyhow::Result<Option<CredentialsFeed>> {
+        let (Some(path), Some(session)) = (path, &self.vault) else { return Ok(None) };
+        if let Some(existing) = self.leases().iter().find(|lease| lease.path() == path) {
+            return Ok(Some(existing.feed()));
+        }
+        let backend: Arc<dyn SecretsBackend> = Arc::new(session.client.clone());
+        let leased = LeasedCredentials::obtain(backend, path, RotationTimings::default())
+            .await
+            .with_context(|| format!("cannot lease the {what} credentials from Vault ({path})"))?;
+        let feed = leased.feed();
+        self.leases().push(leased);
+        Ok(Some(feed))
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, Vec<LeasedCredentials>> {
+        self.leases.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Readiness of the secrets backend, when there is one: degraded (not failed) while a lease can
+    /// be neither renewed nor replaced, since the current credentials work until their lease ends.
+    pub fn health_check(&self) -> Option<Arc<dyn HealthCheck>> {
+        let session = self.vault.as_ref()?;
+        let leases = self.leases().iter().map(LeasedCredentials::health).collect();
+        Some(Arc::new(SecretsCheck { client: session.client.clone(), leases }))
+    }
+
+    /// Ends the session: revokes the leases (the services' connections using them are closed by now)
+    /// and stops the token renewal.
+    pub async fn close(self) {
+        let leases = std::mem::take(&mut *self.leases());
+        for leased in leases {
+            leased.revoke().await;
+        }
+        if let Some(session) = self.vault {
+            session.stop.cancel();
+            if let Err(error) = session.renewal.await {
+                tracing::warn!(%error, "the Vault token renewal task failed");
+            }
+        }
+    }
+}
+
+/// `secrets` in the readiness report: Vault answers, and every lease is being kept.
+#[derive(Debug)]
+struct SecretsCheck {
+    client: VaultClient,
+    leases: Vec<LeaseHealth>,
+}
+
+#[async_trait]
+impl HealthCheck for SecretsCheck {
+    fn name(&self) -> &'static str {
+        "secrets"
+    }
+
+    async fn check(&self) -> Result<(), String> {
+        self.client.is_available().await.map_err(|error| error.to_string())?;
+        if self.leases.iter().all(LeaseHealth::is_healthy) {
+            Ok(())
+        } else {
+            Err("a lease of dynamic credentials can be neither renewed nor replaced".to_owned())
+        }
+    }
+
+    fn critical(&self) -> bool {
+        false
+    }
+}
