@@ -12,10 +12,12 @@
 //!   hammer the issuer; requests that waited for that fetch use its result instead of fetching again;
 //! - with no keys at all (the issuer was down at start-up) a failed fetch may be retried after 1 s.
 //!
-//! Discovery is lazy, so a service can start before its issuer is reachable. Only RSA signing keys are
-//! kept.
+//! Discovery is lazy, so a service can start before its issuer is reachable; for issuers whose key URL
+//! is fixed (Auth0: `{base}/.well-known/jwks.json`) [`RemoteJwks::at_jwks_uri`] skips it. Only RSA
+//! signing keys are kept. [`RemoteJwks::fetches`] counts the fetches started, for measurements.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -87,6 +89,8 @@ pub struct RemoteJwks {
     snapshot: RwLock<Arc<Snapshot>>,
     /// The single-flight token: whoever holds it fetches. It keeps the discovered `jwks_uri`.
     fetching: Mutex<Option<String>>,
+    /// Key-set fetches started (successful or not).
+    fetches: AtomicU64,
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -103,6 +107,20 @@ impl RemoteJwks {
 
     /// As [`RemoteJwks::new`], with other cache and rate-limit intervals.
     pub fn with_intervals(issuer: &str, intervals: JwksIntervals) -> Result<Self, StoreError> {
+        Self::build(issuer, None, intervals)
+    }
+
+    /// Keys of `issuer` published at `jwks_uri`, without discovery (Auth0 documents the location).
+    pub fn at_jwks_uri(issuer: &str, jwks_uri: &str, intervals: JwksIntervals) -> Result<Self, StoreError> {
+        Self::build(issuer, Some(jwks_uri.to_owned()), intervals)
+    }
+
+    /// How many key-set fetches were started so far.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn build(issuer: &str, jwks_uri: Option<String>, intervals: JwksIntervals) -> Result<Self, StoreError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
@@ -113,7 +131,8 @@ impl RemoteJwks {
             client,
             intervals,
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
-            fetching: Mutex::new(None),
+            fetching: Mutex::new(jwks_uri),
+            fetches: AtomicU64::new(0),
         })
     }
 
@@ -171,6 +190,7 @@ impl RemoteJwks {
                 jwks_uri.insert(discovery.jwks_uri).clone()
             }
         };
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let set: JwkSet = self.get_json(&uri).await?;
         Ok(set
             .keys
