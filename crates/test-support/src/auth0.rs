@@ -62,6 +62,11 @@ struct SigningKey {
 }
 
 impl SigningKey {
+    /// RSA generation takes a CPU for a good fraction of a second: off the async threads.
+    async fn generated() -> Self {
+        tokio::task::spawn_blocking(Self::generate).await.expect("key generation")
+    }
+
     fn generate() -> Self {
         let private = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).expect("RSA key");
         let pem = private.to_pkcs1_pem(LineEnding::LF).expect("PEM");
@@ -136,7 +141,7 @@ impl FakeAuth0 {
             mode: Mutex::new(Mode::Normal),
             users: Mutex::new(Vec::new()),
             refresh_tokens: Mutex::new(HashMap::new()),
-            keys: Mutex::new(vec![Arc::new(SigningKey::generate())]),
+            keys: Mutex::new(vec![Arc::new(SigningKey::generated().await)]),
             jwks_fetches: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
             last_token_request: Mutex::new(None),
@@ -164,8 +169,9 @@ impl FakeAuth0 {
     }
 
     /// Starts signing with a new key; the previous one stays published.
-    pub fn rotate_keys(&self) {
-        lock(&self.tenant.keys).insert(0, Arc::new(SigningKey::generate()));
+    pub async fn rotate_keys(&self) {
+        let key = Arc::new(SigningKey::generated().await);
+        lock(&self.tenant.keys).insert(0, key);
     }
 
     /// Withdraws every key but the signing one.
@@ -209,8 +215,8 @@ impl FakeAuth0 {
     }
 
     /// Signs `claims` RS256 with a key the tenant never published, under a published `kid`.
-    pub fn sign_with_unpublished_key(&self, claims: &Value) -> String {
-        let stranger = SigningKey::generate();
+    pub async fn sign_with_unpublished_key(&self, claims: &Value) -> String {
+        let stranger = SigningKey::generated().await;
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.tenant.current_key().kid.clone());
         jsonwebtoken::encode(&header, claims, &stranger.encoding).expect("signed")
