@@ -116,7 +116,16 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
     let client = reqwest::Client::builder().no_proxy().build().expect("http client");
-    TestApp { address, auth0: fake_auth0, client, clock, data_dir, shutdown, server: Some(server), _data: guard }
+    TestApp {
+        address,
+        auth0: fake_auth0,
+        client,
+        clock,
+        data_dir,
+        shutdown,
+        server: Some(server),
+        _data: guard,
+    }
 }
 
 impl TestApp {
