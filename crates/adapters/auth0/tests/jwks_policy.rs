@@ -32,7 +32,7 @@ async fn a_steady_key_is_fetched_once_per_thousand_verifications() {
     for _ in 0..VERIFICATIONS {
         verifier.verify_access(&token).await.expect("valid");
     }
-    println!("JWKS fetches per {VERIFICATIONS} verifications, steady key: {}", tenant.jwks_fetches());
+    eprintln!("JWKS fetches per {VERIFICATIONS} verifications, steady key: {}", tenant.jwks_fetches());
     assert_eq!(tenant.jwks_fetches(), 1);
 }
 
@@ -50,7 +50,7 @@ async fn a_rotation_costs_one_refetch() {
         let token = if i % 2 == 0 { &old } else { &new };
         verifier.verify_access(token).await.expect("valid");
     }
-    println!("JWKS fetches per {VERIFICATIONS} verifications, one rotation: {}", tenant.jwks_fetches());
+    eprintln!("JWKS fetches per {VERIFICATIONS} verifications, one rotation: {}", tenant.jwks_fetches());
     assert_eq!(tenant.jwks_fetches(), 2);
 }
 
@@ -66,7 +66,7 @@ async fn a_flood_of_unknown_kids_is_rate_limited() {
         let forged = reencode_header(&real, &forged_header);
         assert_eq!(verifier.verify_access(&forged).await, Err(AuthFailure::UnknownKey));
     }
-    println!(
+    eprintln!(
         "JWKS fetches per {VERIFICATIONS} forged kids (after the first load): {}",
         tenant.jwks_fetches() - 1
     );
