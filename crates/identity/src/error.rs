@@ -22,6 +22,9 @@ pub enum IdentityError {
     /// Too many failed sign-ins for this username or client address (429).
     #[error("locked out for {retry_after:?}")]
     LockedOut { retry_after: Duration },
+    /// The provider blocked this account (an administrator, or its own brute-force protection) (403).
+    #[error("account blocked")]
+    Blocked,
     /// Unknown, expired, revoked or reused refresh token (401).
     #[error("invalid refresh token")]
     InvalidRefreshToken,

@@ -6,7 +6,8 @@
 //! - [`tokens`]: claims of access and ID tokens, `TokenSet`, `Principal`, refresh-token records.
 //! - [`ports`]: every port the use cases need (users, refresh tokens, revocation list, sign-in attempts,
 //!   password hasher, token signer/verifier, signing-key store) and the `IdentityProvider` port the
-//!   built-in provider and (later) Auth0 implement.
+//!   built-in provider and Auth0 (crate `galley-auth0`) implement, the per-sign-in record store of an
+//!   external provider and the sealer of the secrets it keeps.
 //! - [`provider`]: `BuiltinIdentityProvider`, Galley as its own identity provider.
 //! - [`service`]: `AuthService`, what HTTP handlers call: provider + brute-force protection + token
 //!   authentication with revocation.
@@ -23,9 +24,11 @@ pub use error::{AuthFailure, IdentityError, StoreError};
 pub use model::{Credentials, Password, Profile, SignUp, SignUpInput, User};
 pub use ports::{
     AttemptState, AttemptTracker, Authenticator, Budget, ConsumeOutcome, IdentityProvider, InsertUserError,
-    PasswordHasher, RefreshTokenStore, Reservation, RevocationList, SigningKeyStore, StoredSigningKey,
-    TokenSigner, TokenVerifier, UniqueField, UserRepository,
+    PasswordHasher, ProviderSession, ProviderSessionStore, RefreshTokenStore, Reservation, RevocationList,
+    SecretSealer, SigningKeyStore, StoredSigningKey, TokenSigner, TokenVerifier, UniqueField, UserRepository,
 };
 pub use provider::{BuiltinIdentityProvider, BuiltinPorts, TokenLifetimes};
 pub use service::{AuthService, LockoutPolicy, TokenAuthenticator, client_key};
-pub use tokens::{AccessClaims, Audience, IdClaims, IssuerConfig, Principal, RefreshRecord, TokenSet};
+pub use tokens::{
+    AccessClaims, Audience, IdClaims, IssuerConfig, Principal, RefreshRecord, TokenSet, token_digest,
+};

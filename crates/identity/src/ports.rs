@@ -1,6 +1,7 @@
 //! Identity ports. Each port documents its error contract; adapters translate their infrastructure
 //! errors into [`StoreError`] and never leak driver types.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -198,13 +199,67 @@ pub trait SigningKeyStore: Send + Sync + std::fmt::Debug {
 #[async_trait]
 pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     async fn sign_up(&self, sign_up: SignUp) -> Result<Profile, IdentityError>;
-    /// `InvalidCredentials` for an unknown user or a wrong password alike.
-    async fn sign_in(&self, credentials: &Credentials) -> Result<TokenSet, IdentityError>;
+    /// `InvalidCredentials` for an unknown user or a wrong password alike. `client` is the end user's
+    /// address, for providers that protect against brute force per user and address themselves.
+    async fn sign_in(
+        &self,
+        credentials: &Credentials,
+        client: Option<IpAddr>,
+    ) -> Result<TokenSet, IdentityError>;
     /// Rotates a refresh token; a reused one revokes its whole family.
     async fn refresh(&self, refresh_token: &str) -> Result<TokenSet, IdentityError>;
     /// Ends the principal's session: its refresh tokens stop working.
     async fn sign_out(&self, principal: &Principal) -> Result<(), IdentityError>;
-    async fn profile(&self, user: &UserId) -> Result<Profile, IdentityError>;
+    /// The signed-in principal's profile.
+    async fn profile(&self, principal: &Principal) -> Result<Profile, IdentityError>;
+}
+
+/// What an external provider's sign-in left behind on Galley's side, so that a sign-out sending only
+/// the bearer can still end the provider session, and `me` can answer without calling the provider.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderSession {
+    /// [`crate::tokens::token_digest`] of the access token issued with it.
+    pub key: String,
+    pub user_id: UserId,
+    /// The provider's refresh token, sealed by a [`SecretSealer`] (never stored in the clear).
+    pub sealed_refresh_token: Option<String>,
+    pub username: String,
+    pub email: String,
+    pub given_name: Option<String>,
+    /// When the user signed up, if the provider said; the sign-in time otherwise.
+    pub created_at: DateTime<Utc>,
+    /// The access token's expiry: after it nobody can present the key, so the record may go.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ProviderSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSession")
+            .field("user_id", &self.user_id)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Per-sign-in records of an external provider (Auth0), keyed by the access token's digest.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait ProviderSessionStore: Send + Sync + std::fmt::Debug {
+    /// Stores (or replaces) the record under its key.
+    async fn put(&self, session: &ProviderSession) -> Result<(), StoreError>;
+    /// The record under `key` if it has not expired.
+    async fn find(&self, key: &str) -> Result<Option<ProviderSession>, StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+}
+
+/// Encrypts secrets Galley must keep but never show (the provider's refresh tokens). Behind a port so
+/// that the local key can give way to envelope encryption by a KMS.
+#[async_trait]
+pub trait SecretSealer: Send + Sync + std::fmt::Debug {
+    /// An opaque, authenticated ciphertext of `plaintext`.
+    async fn seal(&self, plaintext: &str) -> Result<String, IdentityError>;
+    /// The plaintext of a `seal` result; `Internal` when it was tampered with or sealed by another key.
+    async fn open(&self, sealed: &str) -> Result<String, IdentityError>;
 }
 
 /// Turns a bearer token into the request's principal (what the HTTP auth extractor calls).

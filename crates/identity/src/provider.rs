@@ -162,7 +162,11 @@ impl IdentityProvider for BuiltinIdentityProvider {
         }
     }
 
-    async fn sign_in(&self, credentials: &Credentials) -> Result<TokenSet, IdentityError> {
+    async fn sign_in(
+        &self,
+        credentials: &Credentials,
+        _client: Option<std::net::IpAddr>,
+    ) -> Result<TokenSet, IdentityError> {
         let Some(user) = self.users.find_by_username(&credentials.username).await? else {
             // Same work as a real check, result ignored — unless the hasher refused the work: then the
             // caller must hear "busy" as it would for a real user (and not be charged a failure).
@@ -210,8 +214,8 @@ impl IdentityProvider for BuiltinIdentityProvider {
         }
     }
 
-    async fn profile(&self, user: &UserId) -> Result<Profile, IdentityError> {
-        let user = self.users.find_by_id(user).await?.ok_or(IdentityError::UserNotFound)?;
+    async fn profile(&self, principal: &Principal) -> Result<Profile, IdentityError> {
+        let user = self.users.find_by_id(&principal.user_id).await?.ok_or(IdentityError::UserNotFound)?;
         Ok(user.profile())
     }
 }
@@ -304,7 +308,8 @@ mod tests {
             .withf(|r| r.user_id == UserId::new("u-alice"))
             .times(1)
             .returning(|_| Ok(()));
-        let tokens = mocks.provider().await.sign_in(&credentials("right!pass")).await.expect("signed in");
+        let tokens =
+            mocks.provider().await.sign_in(&credentials("right!pass"), None).await.expect("signed in");
         assert!(tokens.access_token.starts_with("access:u-alice:"));
         assert_eq!(tokens.id_token, "id:Alice:alice@example.com");
         assert_eq!(tokens.expires_in, 900);
@@ -321,8 +326,8 @@ mod tests {
         });
         mocks.refresh.expect_insert().never();
         let provider = mocks.provider().await;
-        let unknown = provider.sign_in(&credentials("right!pass")).await;
-        let wrong = provider.sign_in(&credentials("wrong!pass")).await;
+        let unknown = provider.sign_in(&credentials("right!pass"), None).await;
+        let wrong = provider.sign_in(&credentials("wrong!pass"), None).await;
         assert!(matches!(unknown, Err(IdentityError::InvalidCredentials)));
         assert!(matches!(wrong, Err(IdentityError::InvalidCredentials)));
     }
@@ -336,7 +341,7 @@ mod tests {
         busy.expect_verify()
             .returning(|_, _| Err(IdentityError::Overloaded { retry_after: Duration::from_secs(2) }));
         provider.hasher = Arc::new(busy);
-        let result = provider.sign_in(&credentials("any!pass")).await;
+        let result = provider.sign_in(&credentials("any!pass"), None).await;
         assert!(matches!(result, Err(IdentityError::Overloaded { .. })), "{result:?}");
     }
 

@@ -146,7 +146,7 @@ impl AuthService {
             return Err(IdentityError::LockedOut { retry_after: retry_after.max(Duration::from_secs(1)) });
         }
 
-        match self.provider.sign_in(credentials).await {
+        match self.provider.sign_in(credentials, client).await {
             Ok(tokens) => {
                 self.after_success(&keys).await;
                 Ok(tokens)
@@ -198,7 +198,7 @@ impl AuthService {
     }
 
     pub async fn me(&self, principal: &Principal) -> Result<Profile, IdentityError> {
-        self.provider.profile(&principal.user_id).await
+        self.provider.profile(principal).await
     }
 }
 
@@ -229,7 +229,9 @@ impl Authenticator for TokenAuthenticator {
     async fn authenticate(&self, token: &str) -> Result<Principal, AuthFailure> {
         let claims = self.verifier.verify_access(token).await?;
         let principal = Principal::from_claims(&claims);
-        let ids = std::iter::once(principal.token_id.as_str()).chain(principal.session_id.as_deref());
+        // With an external provider the session is named by the token's digest, often also its id.
+        let session = principal.session_id.as_deref().filter(|sid| *sid != principal.token_id);
+        let ids = std::iter::once(principal.token_id.as_str()).chain(session);
         for id in ids {
             match self.revocations.is_revoked(id).await {
                 Ok(false) => {}
@@ -334,7 +336,7 @@ mod tests {
             .expect_sign_in()
             .times(1)
             .in_sequence(&mut sequence)
-            .returning(|_| Err(IdentityError::InvalidCredentials));
+            .returning(|_, _| Err(IdentityError::InvalidCredentials));
         attempts.expect_release().never();
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
         assert!(matches!(result, Err(IdentityError::InvalidCredentials)));
@@ -350,7 +352,7 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(Reservation::Granted));
         let mut provider = MockIdentityProvider::new();
-        provider.expect_sign_in().returning(|_| Err(IdentityError::InvalidCredentials));
+        provider.expect_sign_in().returning(|_, _| Err(IdentityError::InvalidCredentials));
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
         assert!(matches!(result, Err(IdentityError::InvalidCredentials)));
     }
@@ -367,7 +369,7 @@ mod tests {
             .times(1)
             .returning(|_, _| Ok(()));
         let mut provider = MockIdentityProvider::new();
-        provider.expect_sign_in().returning(|_| Ok(tokens()));
+        provider.expect_sign_in().returning(|_, _| Ok(tokens()));
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
         assert_eq!(result.expect("signed in"), tokens());
     }
@@ -383,7 +385,7 @@ mod tests {
         let mut provider = MockIdentityProvider::new();
         provider
             .expect_sign_in()
-            .returning(|_| Err(IdentityError::Overloaded { retry_after: Duration::from_secs(1) }));
+            .returning(|_, _| Err(IdentityError::Overloaded { retry_after: Duration::from_secs(1) }));
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
         assert!(matches!(result, Err(IdentityError::Overloaded { .. })));
     }
@@ -397,7 +399,7 @@ mod tests {
             .withf(|budgets, _| keys_of(budgets) == [USER_KEY])
             .returning(|_, _| Ok(Reservation::Granted));
         let mut provider = MockIdentityProvider::new();
-        provider.expect_sign_in().returning(|_| Err(IdentityError::InvalidCredentials));
+        provider.expect_sign_in().returning(|_, _| Err(IdentityError::InvalidCredentials));
         let result = service(provider, attempts).sign_in(&credentials(), None).await;
         assert!(matches!(result, Err(IdentityError::InvalidCredentials)));
     }

@@ -45,7 +45,9 @@ pub struct AccessClaims {
     pub aud: Audience,
     pub iat: i64,
     pub exp: i64,
-    /// Token id, the key of the revocation list.
+    /// Token id, the key of the revocation list. Issuers that put none in their tokens (Auth0's default
+    /// access tokens) get the token's digest here from the verifier ([`token_digest`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub jti: String,
     /// Session (refresh-token family) id; revoking it revokes every access token of the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,6 +114,12 @@ pub struct RefreshRecord {
     pub user_id: UserId,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+}
+
+/// The digest naming a bearer token where it has no `jti`: the revocation-list entry and the key of the
+/// provider's per-sign-in session record. Same hash as refresh tokens (the input is high-entropy).
+pub fn token_digest(token: &str) -> String {
+    format!("digest:{}", hash_refresh_token(token))
 }
 
 /// 256 random bits, URL-safe: unguessable and fine in JSON, cookies and forms.

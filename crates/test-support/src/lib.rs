@@ -3,6 +3,8 @@
 //!
 //! Module map:
 //! - [`accounts`]: sign a test user up and in over HTTP.
+//! - [`auth0`]: `FakeAuth0`, an Auth0 tenant on loopback following Auth0's documented contract.
+//! - [`contracts::provider_sessions`]: the external provider's session store contract (SQLite, MongoDB).
 //! - [`contracts::recipe_repository`]: the recipe repository contract (embedded SQLite, MongoDB).
 //! - [`contracts::cache`]: the cache port contract (in-memory, Redis).
 //! - [`contracts::users`]: the user repository contract (embedded SQLite, MongoDB).
@@ -25,6 +27,7 @@
 //!   misbehaviour a fetcher must survive (slow, huge, bombs, redirects, 304, 429, charsets).
 
 pub mod accounts;
+pub mod auth0;
 pub mod contracts;
 pub mod feeds;
 pub mod fixtures;

@@ -21,15 +21,17 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use galley_embedded::{
     MemoryAttemptTracker, MemoryCache, MemoryRevocationList, SqliteEntryRepository,
-    SqliteFeedStateRepository, SqliteJobRepository, SqliteRecipeRepository, SqliteRefreshTokenStore,
-    SqliteSigningKeyStore, SqliteStore, SqliteUserRepository,
+    SqliteFeedStateRepository, SqliteJobRepository, SqliteProviderSessionStore, SqliteRecipeRepository,
+    SqliteRefreshTokenStore, SqliteSigningKeyStore, SqliteStore, SqliteUserRepository,
 };
-use galley_identity::{AttemptTracker, RefreshTokenStore, RevocationList, SigningKeyStore, UserRepository};
+use galley_identity::{
+    AttemptTracker, ProviderSessionStore, RefreshTokenStore, RevocationList, SigningKeyStore, UserRepository,
+};
 use galley_kernel::{Cache, Clock};
 use galley_messaging::{InProcessBus, MessageBus};
 use galley_mongo::{
-    MongoEntryRepository, MongoFeedStateRepository, MongoJobRepository, MongoRecipeRepository,
-    MongoRefreshTokenStore, MongoSigningKeyStore, MongoStore, MongoUserRepository,
+    MongoEntryRepository, MongoFeedStateRepository, MongoJobRepository, MongoProviderSessionStore,
+    MongoRecipeRepository, MongoRefreshTokenStore, MongoSigningKeyStore, MongoStore, MongoUserRepository,
 };
 use galley_platform::secret::ExposeSecret as _;
 use galley_platform::{
@@ -49,6 +51,8 @@ pub struct DocumentStore {
     pub users: Arc<dyn UserRepository>,
     pub refresh_tokens: Arc<dyn RefreshTokenStore>,
     pub signing_keys: Arc<dyn SigningKeyStore>,
+    /// Per-sign-in records of an external identity provider (Auth0).
+    pub provider_sessions: Arc<dyn ProviderSessionStore>,
     pub jobs: Arc<dyn JobRepository>,
     pub entries: Arc<dyn EntryRepository>,
     pub feeds: Arc<dyn FeedStateRepository>,
@@ -103,6 +107,7 @@ impl DocumentStore {
             users: Arc::new(SqliteUserRepository::new(&store)),
             refresh_tokens: Arc::new(SqliteRefreshTokenStore::new(&store)),
             signing_keys: Arc::new(SqliteSigningKeyStore::new(&store)),
+            provider_sessions: Arc::new(SqliteProviderSessionStore::new(&store)),
             jobs: Arc::new(SqliteJobRepository::new(&store)),
             entries: Arc::new(SqliteEntryRepository::new(&store)),
             feeds: Arc::new(SqliteFeedStateRepository::new(&store)),
@@ -118,6 +123,7 @@ impl DocumentStore {
             users: Arc::new(MongoUserRepository::new(&store)),
             refresh_tokens: Arc::new(MongoRefreshTokenStore::new(&store)),
             signing_keys: Arc::new(MongoSigningKeyStore::new(&store)),
+            provider_sessions: Arc::new(MongoProviderSessionStore::new(&store)),
             jobs: Arc::new(MongoJobRepository::new(&store)),
             entries: Arc::new(MongoEntryRepository::new(&store)),
             feeds: Arc::new(MongoFeedStateRepository::new(&store)),

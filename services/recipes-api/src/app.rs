@@ -7,12 +7,13 @@ use anyhow::Context as _;
 use async_trait::async_trait;
 use axum::Router;
 
-use galley_crypto::{Argon2Hasher, JwtAuthority, KeyPolicy, KeyRing};
+use galley_auth0::{Auth0IdentityProvider, Auth0Ports, IdentityProviderKind, auth0_verifier};
+use galley_crypto::{AesGcmSealer, Argon2Hasher, JwtAuthority, KeyPolicy, KeyRing};
 use galley_http_kit::{AuthConfig, HttpContext, process_router};
 use galley_identity::provider::BuiltinPorts;
 use galley_identity::{
     AttemptTracker, AuthService, BuiltinIdentityProvider, IssuerConfig, LockoutPolicy, RevocationList,
-    TokenLifetimes,
+    SecretSealer, TokenLifetimes,
 };
 use galley_kernel::{Cache, Clock, SystemClock};
 use galley_platform::{CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreSettings};
@@ -134,8 +135,83 @@ impl RecipesModule {
     }
 }
 
-/// The built-in identity provider on the document store.
+/// The identity provider `identity.provider` names.
 async fn identity(
+    infrastructure: &Infrastructure,
+    settings: &IdentitySettings,
+    issuer: String,
+) -> anyhow::Result<AuthState> {
+    match settings.provider {
+        IdentityProviderKind::Builtin => builtin_identity(infrastructure, settings, issuer).await,
+        IdentityProviderKind::Auth0 => auth0_identity(infrastructure, settings, issuer),
+    }
+}
+
+fn lockout_policy(settings: &IdentitySettings) -> LockoutPolicy {
+    LockoutPolicy {
+        max_failures_per_username: settings.lockout.max_failures_per_username,
+        max_failures_per_client: settings.lockout.max_failures_per_client,
+        max_failures_per_username_and_client: settings.lockout.max_failures_per_username_and_client,
+        window: settings.lockout.window,
+        remember_client_for: settings.lockout.remember_client_for,
+    }
+}
+
+/// Auth0 behind the same port: its tokens verified against its JWKS, Galley's lockout in front of it,
+/// the per-sign-in records in the document store with the refresh tokens sealed by a key derived from
+/// `identity.cookie_key` (random without one, like the cookie key: records then die with the process).
+fn auth0_identity(
+    infrastructure: &Infrastructure,
+    settings: &IdentitySettings,
+    issuer: String,
+) -> anyhow::Result<AuthState> {
+    use galley_platform::secret::ExposeSecret as _;
+    let auth0 = &settings.auth0;
+    auth0.validate()?;
+    let clock = Arc::clone(&infrastructure.clock);
+    let base_url = auth0.base_url()?;
+    let (verifier, _) = auth0_verifier(
+        &base_url,
+        &issuer,
+        &auth0.audience,
+        Arc::clone(&clock),
+        galley_crypto::JwksIntervals::default(),
+    )?;
+    let sealer: Arc<dyn SecretSealer> = match &settings.cookie_key {
+        Some(key) => Arc::new(AesGcmSealer::derive(
+            key.expose_secret().trim().as_bytes(),
+            "galley/auth0/refresh-tokens",
+        )),
+        None => Arc::new(AesGcmSealer::random()),
+    };
+    let ports = Auth0Ports {
+        sessions: Arc::clone(&infrastructure.store.provider_sessions),
+        sealer,
+        clock: Arc::clone(&clock),
+    };
+    let provider = Auth0IdentityProvider::new(auth0.clone(), verifier.clone(), ports)?;
+    tracing::info!(base_url = %base_url, "identity provider: Auth0");
+    let service = AuthService::new(
+        Arc::new(provider),
+        Arc::new(verifier),
+        Arc::clone(&infrastructure.revocations),
+        Arc::clone(&infrastructure.attempts),
+        clock,
+        lockout_policy(settings),
+    );
+    let issuer =
+        IssuerConfig { issuer, api_audience: auth0.audience.clone(), client_id: auth0.client_id.clone() };
+    Ok(AuthState {
+        service,
+        keys: None,
+        issuer,
+        cookie_key: galley_http_kit::auth::cookie_key(settings.cookie_key.as_ref())?,
+        cookie_max_age: settings.refresh_token_ttl,
+    })
+}
+
+/// The built-in identity provider on the document store.
+async fn builtin_identity(
     infrastructure: &Infrastructure,
     settings: &IdentitySettings,
     issuer: String,
@@ -170,13 +246,7 @@ async fn identity(
     };
     let lifetimes = TokenLifetimes { access: settings.access_token_ttl, refresh: settings.refresh_token_ttl };
     let provider = BuiltinIdentityProvider::new(ports, issuer.clone(), lifetimes).await?;
-    let policy = LockoutPolicy {
-        max_failures_per_username: settings.lockout.max_failures_per_username,
-        max_failures_per_client: settings.lockout.max_failures_per_client,
-        max_failures_per_username_and_client: settings.lockout.max_failures_per_username_and_client,
-        window: settings.lockout.window,
-        remember_client_for: settings.lockout.remember_client_for,
-    };
+    let policy = lockout_policy(settings);
     let service = AuthService::new(
         Arc::new(provider),
         jwt,
@@ -187,16 +257,21 @@ async fn identity(
     );
     Ok(AuthState {
         service,
-        keys,
+        keys: Some(keys),
         issuer,
         cookie_key: galley_http_kit::auth::cookie_key(settings.cookie_key.as_ref())?,
         cookie_max_age: settings.refresh_token_ttl,
     })
 }
 
-/// The `iss` of this process's tokens: configured, or derived from the address it listens on.
+/// The `iss` of the tokens this process accepts: configured; else with Auth0 its base URL; else the
+/// built-in issuer at the address it listens on.
 pub fn issuer_for(settings: &IdentitySettings, address: SocketAddr) -> String {
-    settings.issuer.clone().unwrap_or_else(|| format!("http://{address}/"))
+    let auth0_base = match settings.provider {
+        IdentityProviderKind::Auth0 => settings.auth0.base_url().ok(),
+        IdentityProviderKind::Builtin => None,
+    };
+    settings.issuer.clone().or(auth0_base).unwrap_or_else(|| format!("http://{address}/"))
 }
 
 /// The message catalogue of a process serving recipes.

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use galley_auth0::{Auth0Settings, IdentityProviderKind};
 use galley_crypto::Argon2Params;
 use galley_platform::{
     CacheSettings, Environment, HttpSettings, LimitsSettings, Secret, StoreSettings, TelemetrySettings,
@@ -32,12 +33,17 @@ pub struct RecipesSettings {
     pub seed_samples: bool,
 }
 
-/// `[identity]`: the built-in identity provider.
+/// `[identity]`: which identity provider, and the built-in one's settings.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct IdentitySettings {
+    /// `builtin` (default) or `auth0`.
+    pub provider: IdentityProviderKind,
+    /// `[identity.auth0]`, used with `provider = "auth0"`.
+    pub auth0: Auth0Settings,
     /// `iss` of issued tokens and base of the discovery URLs. Default: `http://<bound address>/`; set
-    /// it to the public URL (`https://galley.example/`) behind nginx.
+    /// it to the public URL (`https://galley.example/`) behind nginx. With Auth0: the tokens' expected
+    /// issuer, by default the Auth0 base URL.
     pub issuer: Option<String>,
     /// `aud` of access tokens.
     pub api_audience: String,
@@ -62,6 +68,8 @@ pub struct IdentitySettings {
 impl Default for IdentitySettings {
     fn default() -> Self {
         Self {
+            provider: IdentityProviderKind::default(),
+            auth0: Auth0Settings::default(),
             issuer: None,
             api_audience: "galley-api".to_owned(),
             client_id: "galley-web".to_owned(),

@@ -3,13 +3,16 @@
 
 mod support;
 
+use cucumber::writer::Stats as _;
 use cucumber::{World, given, then, when};
 use reqwest::header::{CONTENT_LANGUAGE, CONTENT_TYPE, ETAG, IF_MATCH, LOCATION};
 use serde_json::{Value, json};
-use support::{TestApp, TestUser, spawn_app};
+use support::{AppOptions, Provider, TestApp, TestUser, spawn_app_with};
 
 #[derive(Debug, Default, World)]
 struct RecipesWorld {
+    /// Which identity provider the service runs with (every feature runs with each).
+    provider: Provider,
     app: Option<TestApp>,
     status: u16,
     headers: reqwest::header::HeaderMap,
@@ -66,7 +69,7 @@ fn recipe_body(name: &str) -> Value {
 
 #[given("a running recipes service")]
 async fn running_service(world: &mut RecipesWorld) {
-    world.app = Some(spawn_app().await);
+    world.app = Some(spawn_app_with(AppOptions { provider: world.provider, ..AppOptions::default() }).await);
 }
 
 #[given(expr = "recipes named {string}, {string} and {string} exist")]
@@ -362,10 +365,24 @@ async fn nothing_stored(world: &mut RecipesWorld) {
     assert_eq!(page["total"], 0);
 }
 
+/// Every feature runs twice: with the built-in provider, then with Auth0 (a fake tenant) behind the
+/// same routes.
 #[tokio::main]
 async fn main() {
-    RecipesWorld::cucumber()
+    let features = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/features");
+    let builtin = RecipesWorld::cucumber().fail_on_skipped().run(features).await;
+    // Each scenario starts its own tenant (and RSA key): fewer at once on a small machine.
+    let auth0 = RecipesWorld::cucumber()
+        .max_concurrent_scenarios(4)
         .fail_on_skipped()
-        .run_and_exit(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/features"))
+        .before(|_, _, _, world| {
+            Box::pin(async move {
+                world.provider = Provider::Auth0;
+            })
+        })
+        .run(features)
         .await;
+    if builtin.execution_has_failed() || auth0.execution_has_failed() {
+        std::process::exit(1);
+    }
 }

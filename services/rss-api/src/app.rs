@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 
+use galley_auth0::{IdentityProviderKind, auth0_verifier};
 use galley_crypto::{JwtVerifier, RemoteJwks};
 use galley_http_kit::{AuthConfig, HttpContext, Throttle, process_router};
 use galley_identity::TokenAuthenticator;
@@ -19,7 +20,7 @@ use tokio::net::TcpListener;
 
 use crate::http::{self, RssState};
 use crate::queue::{BusFetchQueue, apply_replies};
-use crate::settings::{Settings, SweepSettings};
+use crate::settings::{IdentitySettings, Settings, SweepSettings};
 use crate::sweeper::run_sweeper;
 
 /// What rss-api contributes to a process.
@@ -81,6 +82,26 @@ pub fn localizer() -> anyhow::Result<Localizer> {
         .build()?)
 }
 
+/// The verifier of the configured issuer's access tokens: recipes-api's (discovered) or Auth0's.
+fn verifier(settings: &IdentitySettings, clock: Arc<dyn Clock>) -> anyhow::Result<JwtVerifier> {
+    let issuer = settings.issuer()?;
+    Ok(match settings.provider {
+        IdentityProviderKind::Builtin => {
+            let keys = Arc::new(RemoteJwks::new(&issuer)?);
+            JwtVerifier::new(keys, clock, issuer, settings.api_audience.clone())
+        }
+        IdentityProviderKind::Auth0 => {
+            settings.auth0.base_url()?;
+            if settings.auth0.audience.trim().is_empty() {
+                anyhow::bail!("identity.auth0.audience is required with identity.provider = auth0");
+            }
+            let base_url = settings.auth0.base_url()?;
+            let intervals = galley_crypto::JwksIntervals::default();
+            auth0_verifier(&base_url, &issuer, &settings.auth0.audience, clock, intervals)?.0
+        }
+    })
+}
+
 /// The standalone rss-api process: verifies tokens against the configured issuer's JWKS.
 #[derive(Debug)]
 pub struct Application {
@@ -130,13 +151,7 @@ impl Application {
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let store = DocumentStore::open(&settings.store).await?;
-        let keys = Arc::new(RemoteJwks::new(&settings.identity.issuer)?);
-        let verifier = JwtVerifier::new(
-            keys,
-            Arc::clone(&clock),
-            settings.identity.issuer.clone(),
-            settings.identity.api_audience.clone(),
-        );
+        let verifier = verifier(&settings.identity, Arc::clone(&clock))?;
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
         // take effect here at once; in memory, a signed-out token works here until it expires.
         let revocations =

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use galley_auth0::{Auth0Settings, IdentityProviderKind};
 use galley_platform::config::duration_secs;
 use galley_platform::{
     BusSettings, CacheSettings, Environment, HttpSettings, LimitsSettings, Secret, StoreSettings,
@@ -76,9 +77,15 @@ impl SweepSettings {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct IdentitySettings {
-    /// The issuer whose `/.well-known/openid-configuration` and JWKS verify tokens (recipes-api's
-    /// public URL with the built-in provider, or `https://<tenant>.auth0.com/`).
-    pub issuer: String,
+    /// `builtin` (tokens of recipes-api, found through its discovery document) or `auth0` (Auth0's JWKS
+    /// at `{base}/.well-known/jwks.json`).
+    pub provider: IdentityProviderKind,
+    /// `[identity.auth0]`: with `provider = "auth0"`, the base URL and `audience` are read from it.
+    pub auth0: Auth0Settings,
+    /// The issuer whose tokens are accepted. Builtin: recipes-api's public URL (default
+    /// `http://127.0.0.1:8080/`); Auth0: default its base URL `https://{domain}/`.
+    pub issuer: Option<String>,
+    /// The access tokens' audience with the built-in provider (Auth0: `identity.auth0.audience`).
     pub api_audience: String,
     /// The same key as recipes-api's, so the session cookie works here too.
     pub cookie_key: Option<Secret>,
@@ -87,9 +94,22 @@ pub struct IdentitySettings {
 impl Default for IdentitySettings {
     fn default() -> Self {
         Self {
-            issuer: "http://127.0.0.1:8080/".to_owned(),
+            provider: IdentityProviderKind::default(),
+            auth0: Auth0Settings::default(),
+            issuer: None,
             api_audience: "galley-api".to_owned(),
             cookie_key: None,
+        }
+    }
+}
+
+impl IdentitySettings {
+    /// The expected `iss` (see [`IdentitySettings::issuer`]).
+    pub fn issuer(&self) -> Result<String, galley_auth0::settings::Auth0SettingsError> {
+        match (&self.issuer, self.provider) {
+            (Some(issuer), _) => Ok(issuer.clone()),
+            (None, IdentityProviderKind::Auth0) => self.auth0.base_url(),
+            (None, IdentityProviderKind::Builtin) => Ok("http://127.0.0.1:8080/".to_owned()),
         }
     }
 }

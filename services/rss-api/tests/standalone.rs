@@ -100,7 +100,7 @@ impl Stack {
             limits: galley_platform::LimitsSettings::disabled(),
             ..Default::default()
         };
-        rss.identity.issuer = issuer.clone();
+        rss.identity.issuer = Some(issuer.clone());
         let rss_app = rss_api::Application::build_with(rss, shared.clone(), Arc::new(SystemClock))
             .await
             .expect("rss-api");

@@ -9,13 +9,17 @@
 //!   stop being accepted; everyone else keeps verifying with the cached keys meanwhile;
 //! - an unknown `kid` (a rotated-in key, or a forgery) triggers at most one fetch per
 //!   `refetch_at_most_every` (10 s) however many requests carry it, so forged tokens cannot make us
-//!   hammer the issuer; requests that waited for that fetch use its result instead of fetching again;
+//!   hammer the issuer; requests that waited for that fetch use its result instead of fetching again.
+//!   The interval counts from the last such refetch, not from the first load, so a key rotated in just
+//!   after start-up is found at once;
 //! - with no keys at all (the issuer was down at start-up) a failed fetch may be retried after 1 s.
 //!
-//! Discovery is lazy, so a service can start before its issuer is reachable. Only RSA signing keys are
-//! kept.
+//! Discovery is lazy, so a service can start before its issuer is reachable; for issuers whose key URL
+//! is fixed (Auth0: `{base}/.well-known/jwks.json`) [`RemoteJwks::at_jwks_uri`] skips it. Only RSA
+//! signing keys are kept. [`RemoteJwks::fetches`] counts the fetches started, for measurements.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -74,8 +78,12 @@ struct Snapshot {
     keys: HashMap<String, DecodingKey>,
     /// When the keys were last fetched (or a failed refresh was given up on, to back off).
     fetched_at: Option<Instant>,
-    /// When a fetch was last started, successful or not: the refetch rate limit counts from here.
+    /// When a fetch was last started, successful or not: the retry of a failed first load counts from
+    /// here.
     attempted_at: Option<Instant>,
+    /// When a fetch for an unknown `kid` was last started while there were keys: the refetch rate limit
+    /// counts from here, so the first load does not delay seeing a key rotated in just after start-up.
+    missed_at: Option<Instant>,
     /// Why the last fetch failed, while there are no keys to fall back on.
     unavailable: Option<String>,
 }
@@ -87,6 +95,8 @@ pub struct RemoteJwks {
     snapshot: RwLock<Arc<Snapshot>>,
     /// The single-flight token: whoever holds it fetches. It keeps the discovered `jwks_uri`.
     fetching: Mutex<Option<String>>,
+    /// Key-set fetches started (successful or not).
+    fetches: AtomicU64,
 }
 
 impl std::fmt::Debug for RemoteJwks {
@@ -103,6 +113,20 @@ impl RemoteJwks {
 
     /// As [`RemoteJwks::new`], with other cache and rate-limit intervals.
     pub fn with_intervals(issuer: &str, intervals: JwksIntervals) -> Result<Self, StoreError> {
+        Self::build(issuer, None, intervals)
+    }
+
+    /// Keys of `issuer` published at `jwks_uri`, without discovery (Auth0 documents the location).
+    pub fn at_jwks_uri(issuer: &str, jwks_uri: &str, intervals: JwksIntervals) -> Result<Self, StoreError> {
+        Self::build(issuer, Some(jwks_uri.to_owned()), intervals)
+    }
+
+    /// How many key-set fetches were started so far.
+    pub fn fetches(&self) -> u64 {
+        self.fetches.load(Ordering::Relaxed)
+    }
+
+    fn build(issuer: &str, jwks_uri: Option<String>, intervals: JwksIntervals) -> Result<Self, StoreError> {
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
@@ -113,7 +137,8 @@ impl RemoteJwks {
             client,
             intervals,
             snapshot: RwLock::new(Arc::new(Snapshot::default())),
-            fetching: Mutex::new(None),
+            fetching: Mutex::new(jwks_uri),
+            fetches: AtomicU64::new(0),
         })
     }
 
@@ -131,12 +156,11 @@ impl RemoteJwks {
 
     /// Whether a miss may fetch now, given when the last fetch started.
     fn may_refetch(&self, snapshot: &Snapshot) -> bool {
-        let interval = if snapshot.keys.is_empty() {
-            self.intervals.retry_unavailable_after
+        if snapshot.keys.is_empty() {
+            snapshot.attempted_at.is_none_or(|at| at.elapsed() > self.intervals.retry_unavailable_after)
         } else {
-            self.intervals.refetch_at_most_every
-        };
-        snapshot.attempted_at.is_none_or(|at| at.elapsed() > interval)
+            snapshot.missed_at.is_none_or(|at| at.elapsed() > self.intervals.refetch_at_most_every)
+        }
     }
 
     /// What a miss answers when it may not fetch: no such key, or the reason no key can be had.
@@ -171,6 +195,7 @@ impl RemoteJwks {
                 jwks_uri.insert(discovery.jwks_uri).clone()
             }
         };
+        self.fetches.fetch_add(1, Ordering::Relaxed);
         let set: JwkSet = self.get_json(&uri).await?;
         Ok(set
             .keys
@@ -186,12 +211,18 @@ impl RemoteJwks {
     /// Fetches and publishes new keys; the caller holds the single-flight token. A failure keeps the
     /// keys there are (and backs off as if it had worked, so a down issuer is not asked on every
     /// request); without any, it is remembered as the reason verification cannot proceed.
-    async fn refresh(&self, jwks_uri: &mut Option<String>, previous: &Snapshot) {
+    async fn refresh(&self, jwks_uri: &mut Option<String>, previous: &Snapshot, for_a_miss: bool) {
         let attempted_at = Some(Instant::now());
+        let missed_at =
+            if for_a_miss && !previous.keys.is_empty() { attempted_at } else { previous.missed_at };
         match self.fetch_keys(jwks_uri).await {
-            Ok(keys) => {
-                self.publish(Snapshot { keys, fetched_at: attempted_at, attempted_at, unavailable: None })
-            }
+            Ok(keys) => self.publish(Snapshot {
+                keys,
+                fetched_at: attempted_at,
+                attempted_at,
+                missed_at,
+                unavailable: None,
+            }),
             Err(error) => {
                 if !previous.keys.is_empty() {
                     tracing::warn!(%error, "could not refresh the issuer's keys; using cached ones");
@@ -201,6 +232,7 @@ impl RemoteJwks {
                     keys: previous.keys.clone(),
                     fetched_at,
                     attempted_at,
+                    missed_at,
                     unavailable: Some(error.to_string()),
                 });
             }
@@ -218,7 +250,7 @@ impl VerificationKeys for RemoteJwks {
                 if let Ok(mut jwks_uri) = self.fetching.try_lock() {
                     let latest = self.current();
                     if !self.is_fresh(&latest) {
-                        self.refresh(&mut jwks_uri, &latest).await;
+                        self.refresh(&mut jwks_uri, &latest, false).await;
                         return Ok(self.current().keys.get(kid).cloned());
                     }
                 }
@@ -238,7 +270,7 @@ impl VerificationKeys for RemoteJwks {
         if !self.may_refetch(&latest) {
             return Self::miss(&latest);
         }
-        self.refresh(&mut jwks_uri, &latest).await;
+        self.refresh(&mut jwks_uri, &latest, true).await;
         let fetched = self.current();
         match fetched.keys.get(kid) {
             Some(key) => Ok(Some(key.clone())),

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use galley_identity::{
-    AccessClaims, AuthFailure, IdClaims, IdentityError, StoreError, TokenSigner, TokenVerifier,
+    AccessClaims, Audience, AuthFailure, IdClaims, IdentityError, StoreError, TokenSigner, TokenVerifier,
 };
 use galley_kernel::Clock;
 use jsonwebtoken::errors::ErrorKind;
@@ -58,6 +58,7 @@ pub struct JwtVerifier {
     issuer: String,
     audience: String,
     require_access_token_type: bool,
+    sessions_by_digest: bool,
 }
 
 impl JwtVerifier {
@@ -67,7 +68,7 @@ impl JwtVerifier {
         issuer: String,
         audience: String,
     ) -> Self {
-        Self { keys, clock, issuer, audience, require_access_token_type: true }
+        Self { keys, clock, issuer, audience, require_access_token_type: true, sessions_by_digest: false }
     }
 
     /// Also accepts access tokens without `typ: at+jwt`, for issuers that do not type them (Auth0 types
@@ -121,16 +122,71 @@ impl TokenVerifier for JwtAuthority {
     }
 }
 
-#[async_trait]
-impl TokenVerifier for JwtVerifier {
-    async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthFailure> {
+/// The claims every verified token is checked on.
+#[derive(serde::Deserialize)]
+struct StandardClaims {
+    iss: String,
+    aud: Audience,
+    exp: i64,
+    #[serde(default)]
+    iat: Option<i64>,
+    #[serde(default)]
+    azp: Option<String>,
+}
+
+/// Claims of an OpenID Connect ID token issued by an external provider (Auth0), as far as Galley reads
+/// them. Auth0 puts the database connection's username in no standard claim: `username` is read when an
+/// Action adds it, `nickname` (Auth0's default: the username, else the email's local part) otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct OidcIdClaims {
+    pub sub: String,
+    pub exp: i64,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub nickname: Option<String>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+}
+
+impl JwtVerifier {
+    /// For issuers whose access tokens name no Galley session (Auth0): the token's digest
+    /// ([`galley_identity::token_digest`]) becomes its id when it has no `jti`, and always its session,
+    /// which is the key of the provider's per-sign-in record.
+    pub fn naming_sessions_by_token_digest(mut self) -> Self {
+        self.sessions_by_digest = true;
+        self
+    }
+
+    /// Verifies an OpenID Connect ID token for `client_id`: same algorithm, key, issuer and time checks
+    /// as access tokens; `aud` must contain the client id and, when it lists several audiences, `azp`
+    /// must be the client id (OpenID Connect Core §3.1.3.7).
+    pub async fn verify_id_token(&self, token: &str, client_id: &str) -> Result<OidcIdClaims, AuthFailure> {
+        let (claims, standard) = self.verified(token, false, client_id).await?;
+        if matches!(&standard.aud, Audience::Many(many) if many.len() > 1)
+            && standard.azp.as_deref() != Some(client_id)
+        {
+            return Err(AuthFailure::WrongAudience);
+        }
+        serde_json::from_value(claims).map_err(|_| AuthFailure::Malformed)
+    }
+
+    /// Algorithm, type, key, signature, issuer, audience and validity window (see the module docs).
+    async fn verified(
+        &self,
+        token: &str,
+        require_type: bool,
+        audience: &str,
+    ) -> Result<(serde_json::Value, StandardClaims), AuthFailure> {
         // Pin the algorithm first, from the raw header, so that names jsonwebtoken does not even model
         // (`none`) are reported as what they are.
         if raw_algorithm(token).ok_or(AuthFailure::Malformed)? != "RS256" {
             return Err(AuthFailure::AlgorithmNotAllowed);
         }
         let header = jsonwebtoken::decode_header(token).map_err(|_| AuthFailure::Malformed)?;
-        if self.require_access_token_type && !is_access_token_type(header.typ.as_deref()) {
+        if require_type && !is_access_token_type(header.typ.as_deref()) {
             return Err(AuthFailure::WrongTokenType);
         }
         let kid = header.kid.ok_or(AuthFailure::UnknownKey)?;
@@ -146,27 +202,48 @@ impl TokenVerifier for JwtVerifier {
         validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.required_spec_claims.clear();
-        let claims = jsonwebtoken::decode::<AccessClaims>(token, &key, &validation)
+        let claims = jsonwebtoken::decode::<serde_json::Value>(token, &key, &validation)
             .map_err(|error| match error.kind() {
                 ErrorKind::InvalidSignature => AuthFailure::BadSignature,
                 ErrorKind::InvalidAlgorithm => AuthFailure::AlgorithmNotAllowed,
                 _ => AuthFailure::Malformed,
             })?
             .claims;
+        let standard: StandardClaims =
+            serde_json::from_value(claims.clone()).map_err(|_| AuthFailure::Malformed)?;
 
-        if claims.iss != self.issuer {
+        if standard.iss != self.issuer {
             return Err(AuthFailure::WrongIssuer);
         }
-        if !claims.aud.contains(&self.audience) {
+        if !standard.aud.contains(audience) {
             return Err(AuthFailure::WrongAudience);
         }
         let now = self.clock.now().timestamp();
         let leeway = i64::try_from(LEEWAY.as_secs()).unwrap_or(0);
-        if now >= claims.exp.saturating_add(leeway) {
+        if now >= standard.exp.saturating_add(leeway) {
             return Err(AuthFailure::Expired);
         }
-        if claims.iat > now.saturating_add(leeway) {
+        if standard.iat.is_some_and(|iat| iat > now.saturating_add(leeway)) {
             return Err(AuthFailure::NotYetValid);
+        }
+        Ok((claims, standard))
+    }
+}
+
+#[async_trait]
+impl TokenVerifier for JwtVerifier {
+    async fn verify_access(&self, token: &str) -> Result<AccessClaims, AuthFailure> {
+        let (claims, _) = self.verified(token, self.require_access_token_type, &self.audience).await?;
+        let mut claims: AccessClaims = serde_json::from_value(claims).map_err(|_| AuthFailure::Malformed)?;
+        if self.sessions_by_digest {
+            let digest = galley_identity::token_digest(token);
+            if claims.jti.is_empty() {
+                claims.jti = digest.clone();
+            }
+            claims.sid = Some(digest);
+        } else if claims.jti.is_empty() {
+            // Galley's own tokens always carry one; without it nothing could revoke this token.
+            return Err(AuthFailure::Malformed);
         }
         Ok(claims)
     }
@@ -186,7 +263,6 @@ fn raw_algorithm(token: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use chrono::Utc;
-    use galley_identity::Audience;
 
     use super::*;
     use crate::keys::KeyPolicy;

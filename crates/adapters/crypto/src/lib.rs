@@ -7,14 +7,18 @@
 //! - [`jwks`]: `RemoteJwks`, another issuer's keys (discovery document + JWKS): lock-free reads,
 //!   single-flight, rate-limited refetches.
 //! - [`jwt`]: `JwtAuthority`, the `TokenSigner` and `TokenVerifier` ports on `jsonwebtoken`, with the
-//!   algorithm pinned and issuer, audience and validity checked against an injectable clock.
+//!   algorithm pinned and issuer, audience and validity checked against an injectable clock; also the
+//!   ID tokens of an external provider (`JwtVerifier::verify_id_token`).
+//! - [`sealer`]: `AesGcmSealer`, the `SecretSealer` port on AES-256-GCM with a key derived by HKDF.
 
 pub mod jwks;
 pub mod jwt;
 pub mod keys;
 pub mod password;
+pub mod sealer;
 
 pub use jwks::{JwksIntervals, RemoteJwks};
-pub use jwt::{JwtAuthority, JwtVerifier, VerificationKeys};
+pub use jwt::{JwtAuthority, JwtVerifier, OidcIdClaims, VerificationKeys};
 pub use keys::{KeyPolicy, KeyRing};
 pub use password::{Argon2Hasher, Argon2Params};
+pub use sealer::AesGcmSealer;

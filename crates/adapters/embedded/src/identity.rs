@@ -1,5 +1,6 @@
-//! The identity ports that need durable storage — users, refresh tokens, signing keys — on the embedded
-//! SQLite store (tables from `migrations/0002_identity.sql`).
+//! The identity ports that need durable storage — users, refresh tokens, signing keys, an external
+//! provider's sessions — on the embedded SQLite store (tables from `migrations/0002_identity.sql` and
+//! `0005_provider_sessions.sql`).
 //!
 //! Instants are stored as microseconds since the Unix epoch. Every sqlx error is translated into
 //! [`StoreError`] through the store-wide classification in [`crate::sqlite`], so no driver type crosses a
@@ -8,8 +9,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use galley_identity::{
-    ConsumeOutcome, InsertUserError, RefreshRecord, RefreshTokenStore, SigningKeyStore, StoreError,
-    StoredSigningKey, UniqueField, User, UserRepository,
+    ConsumeOutcome, InsertUserError, ProviderSession, ProviderSessionStore, RefreshRecord, RefreshTokenStore,
+    SigningKeyStore, StoreError, StoredSigningKey, UniqueField, User, UserRepository,
 };
 use galley_kernel::UserId;
 use sqlx::sqlite::SqliteRow;
@@ -330,6 +331,87 @@ impl SigningKeyStore for SqliteSigningKeyStore {
     async fn delete(&self, kid: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM signing_keys WHERE kid = ?")
             .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Provider sessions
+
+const SESSION_COLUMNS: &str =
+    "session_key, user_id, sealed_refresh_token, username, email, given_name, created_us, expires_us";
+
+fn decode_session(row: &SqliteRow) -> Result<ProviderSession, StoreError> {
+    Ok(ProviderSession {
+        key: column(row, "session_key")?,
+        user_id: UserId::new(column::<String>(row, "user_id")?),
+        sealed_refresh_token: column(row, "sealed_refresh_token")?,
+        username: column(row, "username")?,
+        email: column(row, "email")?,
+        given_name: column(row, "given_name")?,
+        created_at: from_us(column(row, "created_us")?, "provider_sessions.created_us")?,
+        expires_at: from_us(column(row, "expires_us")?, "provider_sessions.expires_us")?,
+    })
+}
+
+/// An external provider's per-sign-in records on the embedded store (`migrations/0005_provider_sessions.sql`).
+#[derive(Debug, Clone)]
+pub struct SqliteProviderSessionStore {
+    pool: SqlitePool,
+}
+
+impl SqliteProviderSessionStore {
+    pub fn new(store: &SqliteStore) -> Self {
+        Self { pool: store.pool().clone() }
+    }
+}
+
+#[async_trait]
+impl ProviderSessionStore for SqliteProviderSessionStore {
+    async fn put(&self, session: &ProviderSession) -> Result<(), StoreError> {
+        // Housekeeping by the wall clock: an expired record can no longer be presented.
+        if let Err(error) = sqlx::query("DELETE FROM provider_sessions WHERE expires_us < ?")
+            .bind(to_us(Utc::now()))
+            .execute(&self.pool)
+            .await
+        {
+            tracing::warn!(error = %store_error(error), "could not purge expired provider sessions");
+        }
+        sqlx::query(&format!(
+            "INSERT OR REPLACE INTO provider_sessions ({SESSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&session.key)
+        .bind(session.user_id.as_str())
+        .bind(&session.sealed_refresh_token)
+        .bind(&session.username)
+        .bind(&session.email)
+        .bind(&session.given_name)
+        .bind(to_us(session.created_at))
+        .bind(to_us(session.expires_at))
+        .execute(&self.pool)
+        .await
+        .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn find(&self, key: &str) -> Result<Option<ProviderSession>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS} FROM provider_sessions WHERE session_key = ? AND expires_us >= ?"
+        ))
+        .bind(key)
+        .bind(to_us(Utc::now()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(store_error)?;
+        row.as_ref().map(decode_session).transpose()
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM provider_sessions WHERE session_key = ?")
+            .bind(key)
             .execute(&self.pool)
             .await
             .map_err(store_error)?;

@@ -4,10 +4,12 @@
 use std::sync::Arc;
 
 use galley_embedded::{
-    MemoryAttemptTracker, MemoryRevocationList, SqliteRefreshTokenStore, SqliteSigningKeyStore, SqliteStore,
-    SqliteUserRepository,
+    MemoryAttemptTracker, MemoryRevocationList, SqliteProviderSessionStore, SqliteRefreshTokenStore,
+    SqliteSigningKeyStore, SqliteStore, SqliteUserRepository,
 };
-use galley_identity::{AttemptTracker, RefreshTokenStore, RevocationList, SigningKeyStore, UserRepository};
+use galley_identity::{
+    AttemptTracker, ProviderSessionStore, RefreshTokenStore, RevocationList, SigningKeyStore, UserRepository,
+};
 use galley_kernel::SystemClock;
 use tempfile::TempDir;
 
@@ -26,6 +28,11 @@ async fn fresh_users() -> Option<(Arc<dyn UserRepository>, TempDir)> {
 async fn fresh_refresh_tokens() -> Option<(Arc<dyn RefreshTokenStore>, TempDir)> {
     let (store, dir) = fresh_store().await;
     Some((Arc::new(SqliteRefreshTokenStore::new(&store)), dir))
+}
+
+async fn fresh_provider_sessions() -> Option<(Arc<dyn ProviderSessionStore>, TempDir)> {
+    let (store, dir) = fresh_store().await;
+    Some((Arc::new(SqliteProviderSessionStore::new(&store)), dir))
 }
 
 async fn fresh_signing_keys() -> Option<(Arc<dyn SigningKeyStore>, TempDir)> {
@@ -49,6 +56,11 @@ mod sqlite_user_repository {
 mod sqlite_refresh_token_store {
     use super::*;
     galley_test_support::refresh_token_store_contract_tests!(fresh_refresh_tokens());
+}
+
+mod sqlite_provider_session_store {
+    use super::*;
+    galley_test_support::provider_session_store_contract_tests!(fresh_provider_sessions());
 }
 
 mod sqlite_signing_key_store {

@@ -1,9 +1,9 @@
-//! Users, refresh tokens and signing keys.
+//! Users, refresh tokens, signing keys and an external provider's per-sign-in sessions.
 
 use async_trait::async_trait;
 use galley_identity::{
-    ConsumeOutcome, InsertUserError, RefreshRecord, RefreshTokenStore, SigningKeyStore, StoreError,
-    StoredSigningKey, UniqueField, User, UserRepository,
+    ConsumeOutcome, InsertUserError, ProviderSession, ProviderSessionStore, RefreshRecord, RefreshTokenStore,
+    SigningKeyStore, StoreError, StoredSigningKey, UniqueField, User, UserRepository,
 };
 use galley_kernel::UserId;
 use mongodb::Collection;
@@ -303,5 +303,83 @@ impl SigningKeyStore for MongoSigningKeyStore {
 
     async fn delete(&self, kid: &str) -> Result<(), StoreError> {
         self.keys.delete_one(doc! { "_id": kid }).await.map(|_| ()).map_err(translate)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProviderSessionDoc {
+    #[serde(rename = "_id")]
+    key: String,
+    user_id: String,
+    sealed_refresh_token: Option<String>,
+    username: String,
+    email: String,
+    given_name: Option<String>,
+    created_us: i64,
+    expires_us: i64,
+    /// For the TTL index (MongoDB deletes expired records itself).
+    expires_at: bson::DateTime,
+}
+
+/// An external provider's per-sign-in records (`provider_sessions`), one document per access token.
+#[derive(Debug, Clone)]
+pub struct MongoProviderSessionStore {
+    sessions: Collection<ProviderSessionDoc>,
+}
+
+impl MongoProviderSessionStore {
+    pub fn new(store: &MongoStore) -> Self {
+        Self { sessions: store.database().collection("provider_sessions") }
+    }
+}
+
+#[async_trait]
+impl ProviderSessionStore for MongoProviderSessionStore {
+    async fn put(&self, session: &ProviderSession) -> Result<(), StoreError> {
+        let document = ProviderSessionDoc {
+            key: session.key.clone(),
+            user_id: session.user_id.as_str().to_owned(),
+            sealed_refresh_token: session.sealed_refresh_token.clone(),
+            username: session.username.clone(),
+            email: session.email.clone(),
+            given_name: session.given_name.clone(),
+            created_us: micros(session.created_at),
+            expires_us: micros(session.expires_at),
+            expires_at: bson::DateTime::from_millis(session.expires_at.timestamp_millis()),
+        };
+        self.sessions
+            .replace_one(doc! { "_id": &session.key }, document)
+            .upsert(true)
+            .await
+            .map_err(translate)?;
+        Ok(())
+    }
+
+    async fn find(&self, key: &str) -> Result<Option<ProviderSession>, StoreError> {
+        // The TTL monitor runs about once a minute: expiry is checked here as well.
+        let now = micros(chrono::Utc::now());
+        let Some(document) = self
+            .sessions
+            .find_one(doc! { "_id": key, "expires_us": { "$gte": now } })
+            .await
+            .map_err(translate)?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(ProviderSession {
+            key: document.key,
+            user_id: UserId::new(document.user_id),
+            sealed_refresh_token: document.sealed_refresh_token,
+            username: document.username,
+            email: document.email,
+            given_name: document.given_name,
+            created_at: instant(document.created_us, "provider_sessions.created_us")?,
+            expires_at: instant(document.expires_us, "provider_sessions.expires_us")?,
+        }))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.sessions.delete_one(doc! { "_id": key }).await.map_err(translate)?;
+        Ok(())
     }
 }

@@ -6,7 +6,8 @@
 //!   connection trouble and timeouts are "unavailable" (503), duplicate keys become the domain's
 //!   conflicts, anything else is "internal"; no driver type crosses a port.
 //! - [`recipes`]: `MongoRecipeRepository` (collection `recipes`).
-//! - [`identity`]: users, refresh tokens, signing keys (`users`, `refresh_tokens`, `signing_keys`).
+//! - [`identity`]: users, refresh tokens, signing keys, provider sessions (`users`, `refresh_tokens`,
+//!   `signing_keys`, `provider_sessions`).
 //! - [`rss`]: jobs, entries, feed state (`rss_jobs`, `rss_entries`, `rss_feeds`).
 //!
 //! Instants are stored as integer microseconds (`*_us`) where the domain needs them back exactly (BSON
@@ -17,7 +18,9 @@ pub mod recipes;
 pub mod rss;
 pub mod store;
 
-pub use identity::{MongoRefreshTokenStore, MongoSigningKeyStore, MongoUserRepository};
+pub use identity::{
+    MongoProviderSessionStore, MongoRefreshTokenStore, MongoSigningKeyStore, MongoUserRepository,
+};
 pub use recipes::MongoRecipeRepository;
 pub use rss::{MongoEntryRepository, MongoFeedStateRepository, MongoJobRepository};
 pub use store::MongoStore;

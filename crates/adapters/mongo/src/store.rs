@@ -68,6 +68,13 @@ impl MongoStore {
                 ],
             ),
             (
+                "provider_sessions",
+                vec![index(
+                    doc! { "expires_at": 1 },
+                    Some(IndexOptions::builder().expire_after(Duration::from_secs(0)).build()),
+                )],
+            ),
+            (
                 "rss_jobs",
                 vec![
                     index(

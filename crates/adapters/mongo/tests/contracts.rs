@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use galley_identity::{RefreshTokenStore, SigningKeyStore, UserRepository};
+use galley_identity::{ProviderSessionStore, RefreshTokenStore, SigningKeyStore, UserRepository};
 use galley_mongo::{
-    MongoEntryRepository, MongoFeedStateRepository, MongoJobRepository, MongoRecipeRepository,
-    MongoRefreshTokenStore, MongoSigningKeyStore, MongoStore, MongoUserRepository,
+    MongoEntryRepository, MongoFeedStateRepository, MongoJobRepository, MongoProviderSessionStore,
+    MongoRecipeRepository, MongoRefreshTokenStore, MongoSigningKeyStore, MongoStore, MongoUserRepository,
 };
 use galley_recipes::RecipeRepository;
 use galley_rss::ports::{EntryRepository, FeedStateRepository, JobRepository};
@@ -46,6 +46,7 @@ fixture!(recipes, RecipeRepository, MongoRecipeRepository);
 fixture!(users, UserRepository, MongoUserRepository);
 fixture!(refresh_tokens, RefreshTokenStore, MongoRefreshTokenStore);
 fixture!(signing_keys, SigningKeyStore, MongoSigningKeyStore);
+fixture!(provider_sessions, ProviderSessionStore, MongoProviderSessionStore);
 fixture!(jobs, JobRepository, MongoJobRepository);
 fixture!(entries, EntryRepository, MongoEntryRepository);
 fixture!(feeds, FeedStateRepository, MongoFeedStateRepository);
@@ -71,6 +72,14 @@ mod mongo_refresh_tokens {
     galley_test_support::refresh_token_store_contract_tests!(
         #[ignore = "needs a MongoDB server: GALLEY_TEST_MONGODB_URI"]
         refresh_tokens()
+    );
+}
+
+mod mongo_provider_sessions {
+    use super::*;
+    galley_test_support::provider_session_store_contract_tests!(
+        #[ignore = "needs a MongoDB server: GALLEY_TEST_MONGODB_URI"]
+        provider_sessions()
     );
 }
 

@@ -12,6 +12,7 @@ pub mod attempts;
 pub mod bus;
 pub mod cache;
 pub mod lockout;
+pub mod provider_sessions;
 pub mod recipe_repository;
 pub mod refresh_tokens;
 pub mod revocation_list;

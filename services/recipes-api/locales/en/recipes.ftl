@@ -17,3 +17,8 @@ problem-account_exists-detail = { $count ->
     [one] This value is already used by another account; see errors.
    *[other] These values are already used by other accounts; see errors.
 }
+problem-account_blocked-title = Account blocked
+problem-account_blocked-detail = This account has been blocked. Contact support to have it unblocked.
+violation-password_too_weak = is too weak for the identity provider's password policy
+violation-password_leaked = has appeared in a data breach; choose another password
+violation-signup_rejected = was refused by the identity provider

@@ -13,3 +13,8 @@ problem-account_exists-title = Tài khoản đã tồn tại
 problem-account_exists-detail = { $count ->
    *[other] Giá trị này đã được tài khoản khác sử dụng; xem chi tiết trong errors.
 }
+problem-account_blocked-title = Tài khoản bị khóa
+problem-account_blocked-detail = Tài khoản này đã bị khóa. Hãy liên hệ bộ phận hỗ trợ để mở khóa.
+violation-password_too_weak = quá yếu so với chính sách mật khẩu của nhà cung cấp định danh
+violation-password_leaked = đã bị lộ trong một vụ rò rỉ dữ liệu; hãy chọn mật khẩu khác
+violation-signup_rejected = bị nhà cung cấp định danh từ chối

@@ -24,7 +24,8 @@ use super::error::ApiError;
 #[derive(Clone)]
 pub struct AuthState {
     pub service: AuthService,
-    pub keys: Arc<KeyRing>,
+    /// The built-in issuer's keys; `None` with an external provider (Auth0 publishes its own).
+    pub keys: Option<Arc<KeyRing>>,
     pub issuer: IssuerConfig,
     pub cookie_key: Key,
     /// The session cookie's Max-Age: the refresh token's lifetime, since the cookie carries it and must
@@ -273,8 +274,12 @@ pub async fn me(
 /// The public keys verifying Galley's tokens (JWKS).
 #[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", responses((status = 200, description = "JSON Web Key Set")))]
 pub async fn jwks(State(state): State<AuthState>) -> Response {
+    let Some(keys) = &state.keys else {
+        // Not routed with an external provider; answer as if it were not there.
+        return StatusCode::NOT_FOUND.into_response();
+    };
     // Short enough that a rotated-in key is seen well before the old one is withdrawn.
-    ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))], Json(state.keys.jwks()))
+    ([(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"))], Json(keys.jwks()))
         .into_response()
 }
 

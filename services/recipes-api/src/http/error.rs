@@ -79,6 +79,7 @@ fn identity_problem(error: IdentityError) -> Problem {
         IdentityError::InvalidCredentials => Problem::new(StatusCode::UNAUTHORIZED, "invalid_credentials"),
         IdentityError::InvalidRefreshToken => Problem::new(StatusCode::UNAUTHORIZED, "invalid_refresh_token"),
         IdentityError::UserNotFound => galley_http_kit::auth::unauthorized(true),
+        IdentityError::Blocked => Problem::new(StatusCode::FORBIDDEN, "account_blocked"),
         IdentityError::LockedOut { retry_after } => {
             let seconds = retry_after.as_secs().max(1);
             Problem::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
@@ -141,6 +142,7 @@ mod tests {
         let problem = |error: IdentityError| ApiError::from(error).into_problem();
         assert_eq!(problem(IdentityError::InvalidCredentials).status, StatusCode::UNAUTHORIZED);
         assert_eq!(problem(IdentityError::InvalidRefreshToken).status, StatusCode::UNAUTHORIZED);
+        assert_eq!(problem(IdentityError::Blocked).status, StatusCode::FORBIDDEN);
         let locked =
             problem(IdentityError::LockedOut { retry_after: std::time::Duration::from_millis(1500) });
         assert_eq!(locked.status, StatusCode::TOO_MANY_REQUESTS);

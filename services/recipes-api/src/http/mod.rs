@@ -84,10 +84,17 @@ pub fn routes(
         .route("/auth/signin", throttled(post(auth::sign_in), throttles.signin.as_ref()))
         .route("/auth/refresh", throttled(post(auth::refresh), throttles.refresh.as_ref()))
         .route("/auth/signout", post(auth::sign_out))
-        .route("/auth/me", get(auth::me))
-        .route("/.well-known/jwks.json", get(auth::jwks))
-        .route("/.well-known/openid-configuration", get(auth::openid_configuration))
-        .with_state(auth_state);
+        .route("/auth/me", get(auth::me));
+    // Galley's discovery documents describe Galley as the issuer: with an external provider they would
+    // mislead clients, so they are not served.
+    let identity = if auth_state.keys.is_some() {
+        identity
+            .route("/.well-known/jwks.json", get(auth::jwks))
+            .route("/.well-known/openid-configuration", get(auth::openid_configuration))
+    } else {
+        identity
+    };
+    let identity = identity.with_state(auth_state);
     recipes.merge(identity).layer(auth_config.layer())
 }
 

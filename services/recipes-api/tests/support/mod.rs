@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use galley_platform::{HttpSettings, Shutdown};
+use galley_test_support::auth0::{self, FakeAuth0};
 use galley_test_support::fixtures::ManualClock;
 use recipes_api::{Application, Settings};
 use reqwest::header::AUTHORIZATION;
@@ -17,9 +18,20 @@ use tempfile::TempDir;
 
 pub const PASSWORD: &str = "correct horse!";
 
+/// The identity provider a test app runs with.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    #[default]
+    Builtin,
+    /// Auth0, played by a `FakeAuth0` on loopback that stamps tokens with the app's clock.
+    Auth0,
+}
+
 #[derive(Debug)]
 pub struct TestApp {
     pub address: SocketAddr,
+    /// The Auth0 tenant behind the app in `Provider::Auth0` mode.
+    pub auth0: Option<FakeAuth0>,
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub data_dir: PathBuf,
@@ -42,6 +54,7 @@ pub struct AppOptions {
     pub issuer: Option<String>,
     /// Per-client throttles; off unless given, since tests sign in many times from one address.
     pub limits: Option<galley_platform::LimitsSettings>,
+    pub provider: Provider,
 }
 
 /// A signed-in test user.
@@ -83,13 +96,36 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         settings.cache.redis.prefix = prefix;
     }
     let clock = ManualClock::new(Utc::now());
+    let fake_auth0 = match options.provider {
+        Provider::Builtin => None,
+        Provider::Auth0 => {
+            let fake = FakeAuth0::start_with_clock(clock.clone()).await;
+            let auth0 = &mut settings.identity.auth0;
+            settings.identity.provider = galley_auth0::IdentityProviderKind::Auth0;
+            auth0.base_url = Some(fake.base_url().to_owned());
+            auth0.client_id = auth0::CLIENT_ID.to_owned();
+            auth0.client_secret = Some(auth0::CLIENT_SECRET.into());
+            auth0.audience = auth0::AUDIENCE.to_owned();
+            auth0.timeout = std::time::Duration::from_secs(2);
+            Some(fake)
+        }
+    };
     let application =
         Application::build_with_clock(settings, clock.clone()).await.expect("application builds");
     let address = application.local_addr().expect("bound");
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
     let client = reqwest::Client::builder().no_proxy().build().expect("http client");
-    TestApp { address, client, clock, data_dir, shutdown, server: Some(server), _data: guard }
+    TestApp {
+        address,
+        auth0: fake_auth0,
+        client,
+        clock,
+        data_dir,
+        shutdown,
+        server: Some(server),
+        _data: guard,
+    }
 }
 
 impl TestApp {
