@@ -15,12 +15,6 @@ use galley::{Application, Settings};
 use galley_platform::{ConfigSource, Shutdown, telemetry};
 use galley_wiring::secrets::Secrets;
 
-/// The process allocator. The one `static` Galley has, because Rust takes the allocator no other way:
-/// mimalloc spends fewer cycles per allocation than glibc's malloc, which a profile of the cached read
-/// path showed at about 7% of the process's time (`make bench` measures the difference).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Debug, Parser)]
 #[command(name = "galley", version, about = "Galley: recipes and RSS services in one process")]
 struct Cli {
