@@ -7,9 +7,8 @@
 
 mod support;
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use galley_test_support::accounts::PASSWORD;
@@ -19,57 +18,7 @@ use galley_test_support::rabbitmq::{QueuePrefix, shared_broker_url};
 use galley_test_support::redis::PrefixCleanup;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::json_of;
-use tokio::process::{Child, Command};
-
-const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
-
-fn free_port() -> u16 {
-    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
-}
-
-/// One service process.
-struct Service {
-    name: &'static str,
-    child: Child,
-    base: String,
-}
-
-impl Service {
-    fn spawn(name: &'static str, port: u16, environment: &[(String, String)]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_galley"))
-            .args(["run", name])
-            .envs(environment.iter().map(|(key, value)| (key.as_str(), value.as_str())))
-            .env("GALLEY__HTTP__BIND", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("galley run starts");
-        Self { name, child, base: format!("http://127.0.0.1:{port}") }
-    }
-
-    /// Waits (bounded) until the process answers ready.
-    async fn ready(&mut self, client: &reqwest::Client) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(response) = client.get(format!("{}/health/ready", self.base)).send().await
-                && response.status() == StatusCode::OK
-            {
-                return;
-            }
-            let exited = self.child.try_wait().expect("status");
-            assert!(exited.is_none(), "{} exited while starting: {exited:?}", self.name);
-            assert!(Instant::now() < deadline, "{} not ready in time", self.name);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// SIGTERM, then a bounded wait for a successful exit.
-    async fn stop(mut self) {
-        support::terminate(&mut self.child, self.name).await;
-    }
-}
+use support::{SHARED_REDIS, Service, free_port, json_of};
 
 /// The environment every process shares: hermetic (no config files), one store, Redis, RabbitMQ.
 fn shared_environment(

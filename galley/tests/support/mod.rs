@@ -1,15 +1,19 @@
-//! An in-process `galley` (the same `Application` the binary runs) on a free loopback port.
+//! An in-process `galley` (the same `Application` the binary runs) on a free loopback port, and
+//! `galley run <service>` processes for the distributed tests.
 
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use galley::{Application, Settings};
 use galley_platform::Shutdown;
 use galley_test_support::fixtures::ManualClock;
+use reqwest::StatusCode;
 use serde_json::{Value, json};
+use tokio::process::{Child, Command};
 
 #[derive(Debug)]
 pub struct Galley {
@@ -115,10 +119,9 @@ impl Drop for Galley {
 }
 
 /// Sends SIGTERM to a spawned process and waits (bounded: 30 s) for it to exit successfully.
-pub async fn terminate(child: &mut tokio::process::Child, name: &str) {
+pub async fn terminate(child: &mut Child, name: &str) {
     let pid = child.id().expect("running").to_string();
-    let signalled =
-        tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+    let signalled = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
     assert!(signalled.success());
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
         .await
@@ -130,4 +133,54 @@ pub async fn terminate(child: &mut tokio::process::Child, name: &str) {
 /// Sends a request and decodes its JSON body.
 pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.expect("sent").json().await.expect("json")
+}
+
+/// One `galley run <service>` process of a distributed test, on its own loopback port.
+/// The pre-started Redis the distributed tests share (each under its own key prefix).
+pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+pub struct Service {
+    pub name: &'static str,
+    pub child: Child,
+    pub base: String,
+}
+
+impl Service {
+    pub fn spawn(name: &'static str, port: u16, environment: &[(String, String)]) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_galley"))
+            .args(["run", name])
+            .envs(environment.iter().map(|(key, value)| (key.as_str(), value.as_str())))
+            .env("GALLEY__HTTP__BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("galley run starts");
+        Self { name, child, base: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// Waits (bounded) until the process answers ready.
+    pub async fn ready(&mut self, client: &reqwest::Client) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = client.get(format!("{}/health/ready", self.base)).send().await
+                && response.status() == StatusCode::OK
+            {
+                return;
+            }
+            let exited = self.child.try_wait().expect("status");
+            assert!(exited.is_none(), "{} exited while starting: {exited:?}", self.name);
+            assert!(Instant::now() < deadline, "{} not ready in time", self.name);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then a bounded wait for a successful exit.
+    pub async fn stop(mut self) {
+        terminate(&mut self.child, self.name).await;
+    }
 }
