@@ -17,7 +17,7 @@
 //! `INFRA.md`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -108,6 +108,10 @@ struct Tenant {
     revocations: AtomicU64,
     /// `auth0-forwarded-for` of the last token request, and its grant type.
     last_token_request: Mutex<Option<(String, Option<String>)>>,
+    /// ID tokens carry only the registered claims (as for an app that did not ask for `profile
+    /// email`, or a rule that strips them): the profile must then come from `/userinfo`.
+    bare_id_tokens: AtomicBool,
+    userinfo_calls: AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -145,6 +149,8 @@ impl FakeAuth0 {
             jwks_fetches: AtomicU64::new(0),
             revocations: AtomicU64::new(0),
             last_token_request: Mutex::new(None),
+            bare_id_tokens: AtomicBool::new(false),
+            userinfo_calls: AtomicU64::new(0),
         });
         let router = Router::new()
             .route("/dbconnections/signup", post(sign_up))
@@ -184,6 +190,16 @@ impl FakeAuth0 {
     }
 
     /// How many refresh tokens `/oauth/revoke` revoked.
+    /// From now on, ID tokens carry no profile claims (see `bare_id_tokens`).
+    pub fn issue_bare_id_tokens(&self) {
+        self.tenant.bare_id_tokens.store(true, Ordering::Relaxed);
+    }
+
+    /// `GET /userinfo` requests answered.
+    pub fn userinfo_calls(&self) -> u64 {
+        self.tenant.userinfo_calls.load(Ordering::Relaxed)
+    }
+
     pub fn revocations(&self) -> u64 {
         self.tenant.revocations.load(Ordering::Relaxed)
     }
@@ -291,9 +307,15 @@ impl Tenant {
     /// Tokens for `user`; a refresh token when `offline_access` was asked for.
     fn issue(&self, user: &FakeUser, offline: bool) -> Value {
         let key = self.current_key();
+        let mut id_claims = self.id_claims(user);
+        if self.bare_id_tokens.load(Ordering::Relaxed)
+            && let Some(claims) = id_claims.as_object_mut()
+        {
+            claims.retain(|name, _| ["iss", "sub", "aud", "iat", "exp"].contains(&name.as_str()));
+        }
         let mut body = json!({
             "access_token": key.sign(&self.access_claims(&user.id)),
-            "id_token": key.sign(&self.id_claims(user)),
+            "id_token": key.sign(&id_claims),
             "scope": "openid profile email offline_access",
             "expires_in": TOKEN_LIFETIME_SECS,
             "token_type": "Bearer",
@@ -455,6 +477,7 @@ async fn userinfo(State(tenant): State<Arc<Tenant>>, headers: HeaderMap) -> Resp
     let user = sub.and_then(|sub| lock(&tenant.users).iter().find(|u| u.id == sub).cloned());
     match user {
         Some(user) => {
+            tenant.userinfo_calls.fetch_add(1, Ordering::Relaxed);
             let mut claims = tenant.id_claims(&user);
             if let Some(object) = claims.as_object_mut() {
                 for standard in ["iss", "aud", "iat", "exp"] {

@@ -75,6 +75,37 @@ async fn sign_up_sign_in_me_refresh_and_sign_out_go_through_auth0() {
     assert_eq!(create_recipe_with(&app, &user.access_token).await, StatusCode::CREATED);
 }
 
+/// `GALLEY__IDENTITY__AUTH0__GRANT=password`: the plain password grant (no realm), where the tenant's
+/// default directory picks the connection.
+#[tokio::test]
+async fn the_plain_password_grant_signs_in_when_configured() {
+    let app = spawn_app_with(AppOptions {
+        provider: Provider::Auth0,
+        auth0_grant: Some(galley_auth0::settings::Auth0Grant::Password),
+        ..AppOptions::default()
+    })
+    .await;
+    let user = app.user("bob").await;
+    let (grant, _) = tenant(&app).last_token_request().expect("a token request");
+    assert_eq!(grant, "password");
+    assert_eq!(create_recipe_with(&app, &user.access_token).await, StatusCode::CREATED);
+}
+
+/// An ID token without the profile claims (an app that did not ask for them, a rule that strips
+/// them): the profile comes from `/userinfo`, once, at sign-in.
+#[tokio::test]
+async fn a_profile_missing_from_the_id_token_is_read_from_userinfo() {
+    let app = auth0_app().await;
+    tenant(&app).issue_bare_id_tokens();
+    let user = app.user("carol").await;
+    assert_eq!(tenant(&app).userinfo_calls(), 1, "asked once, at sign-in");
+    let me: Value =
+        app.as_user(Method::GET, "/auth/me", &user).send().await.expect("sent").json().await.expect("json");
+    assert_eq!(me["username"], "carol", "{me}");
+    assert_eq!(me["email"], "carol@example.com", "{me}");
+    assert_eq!(tenant(&app).userinfo_calls(), 1, "`me` reads the session, not Auth0");
+}
+
 #[tokio::test]
 async fn galleys_discovery_documents_are_not_served_in_auth0_mode() {
     let app = auth0_app().await;

@@ -55,6 +55,8 @@ pub struct AppOptions {
     /// Per-client throttles; off unless given, since tests sign in many times from one address.
     pub limits: Option<galley_platform::LimitsSettings>,
     pub provider: Provider,
+    /// With `Provider::Auth0`: the grant that signs users in (Galley's default otherwise).
+    pub auth0_grant: Option<galley_auth0::settings::Auth0Grant>,
 }
 
 /// A signed-in test user.
@@ -107,6 +109,9 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
             auth0.client_secret = Some(auth0::CLIENT_SECRET.into());
             auth0.audience = auth0::AUDIENCE.to_owned();
             auth0.timeout = std::time::Duration::from_secs(2);
+            if let Some(grant) = options.auth0_grant {
+                auth0.grant = grant;
+            }
             Some(fake)
         }
     };
