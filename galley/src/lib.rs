@@ -95,16 +95,28 @@ impl Application {
         let localizer = Arc::new(localizer()?);
         let bus: Arc<dyn MessageBus> = Arc::new(InProcessBus::new());
         // One `[limits]` section for the process: the same throttles as the standalone services.
+        // One cache for the process: the worker's writes invalidate rss-api's pages of entries in it.
+        let entries_cache = rss_api::app::EntriesCache {
+            cache: Arc::clone(&infrastructure.cache),
+            ttl: settings.recipes.cache.list_ttl,
+        };
         let rss = RssModule::new(
             &infrastructure.store,
+            Some(entries_cache),
             Arc::clone(&bus),
             recipes.auth.clone(),
             Arc::clone(&localizer),
             Arc::clone(&clock),
             &settings.recipes.limits,
         )?;
-        let worker =
-            rss_worker::app::worker(&infrastructure.store, bus, &settings.worker, Arc::clone(&clock))?;
+        // The worker shares the process's cache, so stored entries invalidate rss-api's pages at once.
+        let worker = rss_worker::app::worker(
+            &infrastructure.store,
+            Some(Arc::clone(&infrastructure.cache)),
+            bus,
+            &settings.worker,
+            Arc::clone(&clock),
+        )?;
 
         let mut openapi = recipes.openapi;
         openapi.merge(rss.openapi.clone());

@@ -53,6 +53,45 @@ async fn a_feed_is_ingested_once_and_a_second_fetch_skips_every_entry() {
     assert_eq!(entries["total"].as_u64(), Some(inserted), "nothing stored twice");
 }
 
+/// Pages of entries are served from the cache with a weak ETag; the worker's writes make them stale
+/// at once, so a client that saw its job done reads its entries, and revalidation gets a 304 only
+/// while the page is unchanged.
+#[tokio::test]
+async fn cached_pages_of_entries_follow_the_workers_writes_and_revalidate() {
+    let feeds = FixtureServer::start(LOOPBACK).await;
+    let galley = start(&["127.0.0.1/32"]).await;
+    let token = galley.token("alice").await;
+    let page = galley.url("/rss/entries?limit=100");
+    let get = |tag: Option<String>| {
+        let mut request = galley.client.get(&page);
+        if let Some(tag) = tag {
+            request = request.header("if-none-match", tag);
+        }
+        request.send()
+    };
+
+    let empty = get(None).await.expect("sent");
+    assert_eq!(empty.status(), 200);
+    let empty_tag = empty.headers()["etag"].to_str().expect("ascii").to_owned();
+    assert!(empty_tag.starts_with("W/\""), "a weak tag: {empty_tag}");
+    assert_eq!(empty.json::<Value>().await.expect("json")["total"], 0);
+    let unchanged = get(Some(empty_tag.clone())).await.expect("sent");
+    assert_eq!(unchanged.status(), 304, "the cached page revalidates");
+    assert_eq!(unchanged.headers()["etag"], empty_tag.as_str());
+
+    let job = galley.ingest(&token, &feeds.url("/rss.xml")).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let inserted = job["inserted"].as_u64().expect("inserted");
+    assert!(inserted > 0);
+
+    let changed = get(Some(empty_tag.clone())).await.expect("sent");
+    assert_eq!(changed.status(), 200, "the stale tag no longer matches");
+    let new_tag = changed.headers()["etag"].to_str().expect("ascii").to_owned();
+    assert_ne!(new_tag, empty_tag);
+    assert_eq!(changed.json::<Value>().await.expect("json")["total"].as_u64(), Some(inserted));
+    assert_eq!(get(Some(new_tag)).await.expect("sent").status(), 304);
+}
+
 #[tokio::test]
 async fn conditional_get_sends_the_validators_and_a_304_inserts_nothing() {
     let feeds = FixtureServer::start(LOOPBACK).await;

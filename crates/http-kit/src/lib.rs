@@ -12,6 +12,8 @@
 //! - [`auth`]: the `Authenticated` extractor (bearer token or encrypted session cookie, CSRF check).
 //! - [`client`]: `ClientInfo`, the client's address and TLS, honouring trusted proxies only.
 //! - [`etag`]: `ETag`, and `If-Match` / `If-None-Match` lists read by RFC 9110's rules.
+//! - [`read_cache`]: `EncodedReads`, cached encoded answers checked against a generation counter, and
+//!   `EncodedRead` answered as 200 or 304 (the read model at the edge, ADR 0024).
 //! - [`throttle`]: `Throttle`, a request budget per client address (429 + `Retry-After`) for costly routes.
 
 pub mod auth;
@@ -22,6 +24,7 @@ pub mod json;
 pub mod locale;
 pub mod problem;
 pub mod query;
+pub mod read_cache;
 pub mod serve;
 pub mod stack;
 pub mod throttle;

@@ -463,7 +463,7 @@ pub struct CacheSettings {
     /// Lifetime of a cached single item (seconds).
     #[serde(with = "duration_secs")]
     pub item_ttl: Duration,
-    /// Lifetime of a cached list page (seconds).
+    /// Lifetime of a cached list page — of recipes or of feed entries (seconds).
     #[serde(with = "duration_secs")]
     pub list_ttl: Duration,
 }

@@ -9,12 +9,15 @@
 //! - [`requests`]: `FetchRequests`, the rss-api use cases (request a fetch, follow a job, read entries,
 //!   sweep jobs left in limbo).
 //! - [`ingest`]: `FeedIngestion`, the worker use case (fetch, store idempotently, record the outcome).
+//! - [`invalidation`]: the entries' cache generation and the entry-repository decorator that bumps it,
+//!   so rss-api's cached pages of entries follow the worker's writes.
 //! - [`error`]: `RssError`, what the use cases fail with.
 
 pub mod error;
 pub mod feed_url;
 pub mod fetch;
 pub mod ingest;
+pub mod invalidation;
 pub mod model;
 pub mod ports;
 pub mod requests;

@@ -1,41 +1,25 @@
 //! The recipes read model at the HTTP edge: cached, already-encoded response bodies.
 //!
-//! Reading recipes is what the system does most, so a cache hit should cost no more than a lookup and
-//! a copy of bytes: the cache holds each answer exactly as it goes on the wire (the JSON body and its
-//! entity tag), never domain values that would be decoded and re-encoded on every hit. That makes it
-//! an edge concern, so it lives here and not in the use case: [`RecipeService`] knows no cache, and
-//! the store's writes invalidate through [`InvalidatingRecipeRepository`], a decorator of the
-//! repository port, so no write path can forget to.
-//!
-//! # Invalidation: one generation counter, checked on every hit (ADR 0003, revised by ADR 0024)
-//!
-//! Every successful write bumps the counter [`GENERATION_KEY`]. A cached entry records the generation
-//! that was current *before* its store read; a hit is only a hit when that equals the current
-//! generation. A reader that raced a write therefore stores an entry that nobody accepts (it is
-//! reloaded on the next read), so clients read their own writes, and list pages, whose membership any
-//! write may change, are invalidated without enumerating them. The counter and the entry are read
-//! together ([`Cache::get_with_counter`]: one `MGET` round trip on Redis, two lock-free lookups in
-//! memory).
+//! Reading recipes is what the system does most, so a hit costs a lookup and a copy of bytes
+//! ([`EncodedReads`], the mechanics shared with rss-api's entries: ADR 0024). [`RecipeService`] knows
+//! no cache; the store's writes invalidate through [`InvalidatingRecipeRepository`], a decorator of the
+//! repository port that bumps [`GENERATION_KEY`], so no write path can forget to.
 //!
 //! # Entity tags
 //!
 //! A recipe's tag is its revision (strong, `"<revision>"`, also used by `If-Match`). A list page's tag
-//! is weak and derived from its bytes (`W/"l<digest>"`), computed once when the page is cached: it is
-//! stable across restarts, replicas and generations, and changes exactly when the page does, so a
-//! client revalidating an unchanged page gets a 304 even after unrelated writes.
-//!
-//! The cache is an optimisation: when it fails, reads go to the store and the failure is logged. A
-//! miss on a hot key is coalesced ([`LoadCoalescer`]): one reader loads, the others wait and re-read.
+//! is weak and derived from its bytes ([`galley_http_kit::read_cache::weak_etag`]): stable across
+//! restarts, replicas and generations, it changes exactly when the page does.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{BufMut, Bytes, BytesMut};
-use galley_kernel::{Cache, LoadCoalescer, Page};
+use bytes::Bytes;
+use galley_http_kit::read_cache::{EncodedRead, EncodedReads, json_bytes};
+use galley_kernel::{Cache, Page};
 use galley_recipes::ports::{RecipeRepository, RepositoryError, WriteOutcome};
 use galley_recipes::{Recipe, RecipeError, RecipeId, RecipeQuery, RecipeService, Revision};
-use sha2::{Digest, Sha256};
 
 use crate::http::dto::{RecipePage, RecipeResponse};
 
@@ -59,151 +43,49 @@ impl Default for CacheTtls {
     }
 }
 
-/// An answer ready for the wire: its entity tag (a complete `ETag` value) and its JSON body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedRead {
-    pub etag: Bytes,
-    pub body: Bytes,
-}
-
 /// Reads of recipes as encoded answers, cached.
 #[derive(Debug, Clone)]
 pub struct RecipeReads {
     service: RecipeService,
-    cache: Arc<dyn Cache>,
+    reads: EncodedReads,
     ttls: CacheTtls,
-    /// Shared by clones: one store load per missing key at a time.
-    loads: Arc<LoadCoalescer>,
 }
 
 impl RecipeReads {
     pub fn new(service: RecipeService, cache: Arc<dyn Cache>, ttls: CacheTtls) -> Self {
-        Self { service, cache, ttls, loads: Arc::new(LoadCoalescer::new()) }
+        Self { service, reads: EncodedReads::new(cache, GENERATION_KEY), ttls }
     }
 
     /// One recipe, encoded, with its revision's strong ETag.
     pub async fn item(&self, id: RecipeId) -> Result<EncodedRead, RecipeError> {
         let key = format!("recipes:{FORMAT}:item:{id}");
-        self.read(&key, self.ttls.item, || async move {
-            let recipe = self.service.get(id).await?;
-            Ok(encode_item(recipe))
-        })
-        .await
+        self.reads
+            .read(&key, self.ttls.item, || async move {
+                let recipe = self.service.get(id).await?;
+                Ok(encode_item(recipe))
+            })
+            .await
     }
 
     /// One page of recipes matching `query`, encoded, with a weak ETag of its bytes.
     pub async fn list(&self, query: &RecipeQuery) -> Result<EncodedRead, RecipeError> {
         let key = format!("recipes:{FORMAT}:list:{}", query.canonical());
-        self.read(&key, self.ttls.list, || async move {
-            let page = self.service.list(query).await?;
-            Ok(encode_page(page))
-        })
-        .await
+        self.reads
+            .read(&key, self.ttls.list, || async move {
+                let page = self.service.list(query).await?;
+                Ok(encode_page(page))
+            })
+            .await
     }
-
-    /// Cache-aside around `load`: a current entry is returned as is; otherwise one reader per key
-    /// loads and fills, tagging the entry with the generation read before loading.
-    async fn read<F, Fut>(&self, key: &str, ttl: Duration, load: F) -> Result<EncodedRead, RecipeError>
-    where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<EncodedRead, RecipeError>>,
-    {
-        let mut generation = match self.lookup(key).await {
-            Lookup::Hit(read) => return Ok(read),
-            Lookup::Miss(generation) => generation,
-            Lookup::Bypass => return load().await,
-        };
-        let turn = self.loads.turn(key).await;
-        if turn.waited() {
-            // Whoever loaded while we waited has filled the cache.
-            generation = match self.lookup(key).await {
-                Lookup::Hit(read) => return Ok(read),
-                Lookup::Miss(generation) => generation,
-                Lookup::Bypass => return load().await,
-            };
-        }
-        let read = load().await?;
-        if let Err(error) = self.cache.set(key, frame(generation, &read), ttl).await {
-            tracing::warn!(%error, "cache write failed");
-        }
-        Ok(read)
-    }
-
-    async fn lookup(&self, key: &str) -> Lookup {
-        match self.cache.get_with_counter(GENERATION_KEY, key).await {
-            Ok((generation, Some(entry))) => match unframe(generation, entry) {
-                Some(read) => Lookup::Hit(read),
-                None => Lookup::Miss(generation),
-            },
-            Ok((generation, None)) => Lookup::Miss(generation),
-            Err(error) => {
-                tracing::warn!(%error, "cache unavailable; reading recipes from the store");
-                Lookup::Bypass
-            }
-        }
-    }
-}
-
-/// What the cache holds for a key.
-enum Lookup {
-    /// A current entry.
-    Hit(EncodedRead),
-    /// Nothing current: load, then fill at this generation.
-    Miss(u64),
-    /// The cache is unavailable: load and do not fill.
-    Bypass,
 }
 
 fn encode_item(recipe: Recipe) -> EncodedRead {
     let etag = Bytes::from(format!("\"{}\"", recipe.revision.get()));
-    EncodedRead { etag, body: json(&RecipeResponse::from(recipe)) }
+    EncodedRead { etag, body: json_bytes(&RecipeResponse::from(recipe)) }
 }
 
 fn encode_page(page: Page<Recipe>) -> EncodedRead {
-    let body = json(&RecipePage::from(page));
-    EncodedRead { etag: list_etag(&body), body }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Bytes {
-    // Serializing these DTOs cannot fail: string keys, no maps with non-string keys, no I/O.
-    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
-}
-
-/// `W/"l<first 16 bytes of SHA-256, hex>"`: a stable digest (not std's per-process hasher), so every
-/// replica and every restart tags the same page the same way.
-fn list_etag(body: &[u8]) -> Bytes {
-    let digest = Sha256::digest(body);
-    let mut tag = String::with_capacity(38);
-    tag.push_str("W/\"l");
-    for byte in &digest[..16] {
-        tag.push_str(&format!("{byte:02x}"));
-    }
-    tag.push('"');
-    Bytes::from(tag)
-}
-
-/// Cache entry layout: generation (8 bytes, little endian), ETag length (2 bytes), ETag, body.
-fn frame(generation: u64, read: &EncodedRead) -> Bytes {
-    let mut entry = BytesMut::with_capacity(10 + read.etag.len() + read.body.len());
-    entry.put_u64_le(generation);
-    entry.put_u16_le(u16::try_from(read.etag.len()).unwrap_or(u16::MAX));
-    entry.put_slice(&read.etag);
-    entry.put_slice(&read.body);
-    entry.freeze()
-}
-
-/// The entry's answer if it was stored at `generation` (and is well formed); slices, no copies.
-fn unframe(generation: u64, entry: Bytes) -> Option<EncodedRead> {
-    let stored = u64::from_le_bytes(entry.get(..8)?.try_into().ok()?);
-    if stored != generation {
-        return None;
-    }
-    let etag_len = usize::from(u16::from_le_bytes(entry.get(8..10)?.try_into().ok()?));
-    let body_start = 10 + etag_len;
-    if entry.len() < body_start {
-        return None;
-    }
-    Some(EncodedRead { etag: entry.slice(10..body_start), body: entry.slice(body_start..) })
+    EncodedRead::json_with_weak_etag(&RecipePage::from(page))
 }
 
 /// The repository decorator that bumps [`GENERATION_KEY`] after every write that happened, whoever
@@ -275,7 +157,7 @@ mod tests {
 
     use chrono::{TimeZone, Utc};
     use galley_embedded::MemoryCache;
-    use galley_kernel::{CacheError, Clock};
+    use galley_kernel::Clock;
 
     use galley_kernel::UserId;
     use galley_recipes::{Actor, Precondition, RecipeInput};
@@ -296,7 +178,6 @@ mod tests {
     struct CountingRepository {
         recipes: std::sync::Mutex<Vec<Recipe>>,
         reads: AtomicUsize,
-        slow_reads: bool,
     }
 
     impl CountingRepository {
@@ -306,10 +187,6 @@ mod tests {
 
         fn read(&self) {
             self.reads.fetch_add(1, Ordering::SeqCst);
-            if self.slow_reads {
-                // Blocks its thread so concurrent readers arrive while it runs.
-                std::thread::sleep(Duration::from_millis(100));
-            }
         }
     }
 
@@ -357,32 +234,6 @@ mod tests {
 
         async fn ping(&self) -> Result<(), RepositoryError> {
             Ok(())
-        }
-    }
-
-    /// A cache that is down.
-    #[derive(Debug)]
-    struct DownCache;
-
-    #[async_trait]
-    impl Cache for DownCache {
-        async fn get(&self, _: &str) -> Result<Option<Bytes>, CacheError> {
-            Err(CacheError::Unavailable("down".into()))
-        }
-        async fn set(&self, _: &str, _: Bytes, _: Duration) -> Result<(), CacheError> {
-            Err(CacheError::Unavailable("down".into()))
-        }
-        async fn delete(&self, _: &str) -> Result<(), CacheError> {
-            Err(CacheError::Unavailable("down".into()))
-        }
-        async fn increment(&self, _: &str) -> Result<u64, CacheError> {
-            Err(CacheError::Unavailable("down".into()))
-        }
-        async fn counter(&self, _: &str) -> Result<u64, CacheError> {
-            Err(CacheError::Unavailable("down".into()))
-        }
-        async fn ping(&self) -> Result<(), CacheError> {
-            Err(CacheError::Unavailable("down".into()))
         }
     }
 
@@ -473,61 +324,5 @@ mod tests {
         let other = fixture_with(CountingRepository::default(), Arc::new(MemoryCache::default()));
         other.store.insert(&mine).await.expect("same data elsewhere");
         assert_eq!(other.reads.list(&first_page()).await.expect("list").etag, page.etag);
-    }
-
-    #[tokio::test]
-    async fn an_entry_filled_by_a_reader_that_raced_a_write_is_not_served() {
-        let cache: Arc<dyn Cache> = Arc::new(MemoryCache::default());
-        let f = fixture_with(CountingRepository::default(), Arc::clone(&cache));
-        let recipe = f.service.create(&alice(), input("Old")).await.expect("created");
-        // A slow reader read generation g, then the store (old data); meanwhile a write bumped the
-        // generation; the slow reader now fills its old answer, tagged with g.
-        let (generation, _) = cache.get_with_counter(GENERATION_KEY, "x").await.expect("read");
-        let old = encode_item(recipe.clone());
-        f.service.update(&alice(), recipe.id, input("New"), &Precondition::Any).await.expect("updated");
-        let key = format!("recipes:{FORMAT}:item:{}", recipe.id);
-        cache.set(&key, frame(generation, &old), Duration::from_secs(60)).await.expect("late fill");
-        assert_eq!(name_in(&f.reads.item(recipe.id).await.expect("item")), "New");
-    }
-
-    /// Stampede protection: concurrent misses on one key make one store read.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-    async fn concurrent_misses_on_a_hot_key_read_the_store_once() {
-        let f = fixture_with(
-            CountingRepository { slow_reads: true, ..CountingRepository::default() },
-            Arc::new(MemoryCache::default()),
-        );
-        let recipe = f.service.create(&alice(), input("Hot")).await.expect("created");
-        let readers: Vec<_> = (0..16)
-            .map(|_| {
-                let reads = f.reads.clone();
-                tokio::spawn(async move { reads.item(recipe.id).await })
-            })
-            .collect();
-        for reader in readers {
-            assert_eq!(name_in(&reader.await.expect("task").expect("found")), "Hot");
-        }
-        assert_eq!(f.store.reads(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_failing_cache_is_bypassed() {
-        let f = fixture_with(CountingRepository::default(), Arc::new(DownCache));
-        let recipe = f.service.create(&alice(), input("Tea")).await.expect("writes go on without a cache");
-        assert_eq!(name_in(&f.reads.item(recipe.id).await.expect("found")), "Tea");
-        assert_eq!(name_in(&f.reads.item(recipe.id).await.expect("found")), "Tea");
-        assert_eq!(f.store.reads(), 2, "every read went to the store");
-        assert!(f.reads.list(&first_page()).await.is_ok());
-    }
-
-    #[test]
-    fn malformed_entries_are_misses() {
-        let read = EncodedRead { etag: Bytes::from_static(b"\"1\""), body: Bytes::from_static(b"{}") };
-        assert_eq!(unframe(3, frame(3, &read)), Some(read.clone()));
-        assert_eq!(unframe(4, frame(3, &read)), None, "another generation");
-        assert_eq!(unframe(3, Bytes::from_static(b"short")), None);
-        let mut truncated = frame(3, &read).to_vec();
-        truncated.truncate(11);
-        assert_eq!(unframe(3, Bytes::from(truncated)), None);
     }
 }

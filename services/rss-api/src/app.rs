@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
@@ -10,16 +11,18 @@ use galley_auth0::{IdentityProviderKind, auth0_verifier};
 use galley_crypto::{JwtVerifier, RemoteJwks};
 use galley_http_kit::{AuthConfig, HttpContext, Throttle, process_router};
 use galley_identity::TokenAuthenticator;
-use galley_kernel::{Clock, SystemClock};
+use galley_kernel::{Cache, Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
-use galley_platform::{HealthCheck, HttpSettings, LimitsSettings, Localizer, Shutdown};
+use galley_platform::{CacheBackend, HealthCheck, HttpSettings, LimitsSettings, Localizer, Shutdown};
 use galley_rss::FetchRequests;
+use galley_rss::invalidation::EntriesGeneration;
 use galley_wiring::secrets::Secrets;
 use galley_wiring::{CacheAdapters, DocumentStore, open_bus_with};
 use tokio::net::TcpListener;
 
 use crate::http::{self, RssState};
 use crate::queue::{BusFetchQueue, apply_replies};
+use crate::reads::EntryReads;
 use crate::settings::{IdentitySettings, Settings, SweepSettings};
 use crate::sweeper::run_sweeper;
 
@@ -30,6 +33,15 @@ pub struct RssModule {
     pub openapi: utoipa::openapi::OpenApi,
     pub requests: FetchRequests,
     bus: Arc<dyn MessageBus>,
+    entries_generation: Option<EntriesGeneration>,
+}
+
+/// Where rss-api keeps its encoded pages of entries, and for how long at most (`cache.list_ttl`): a
+/// cache the worker's writes reach (see [`crate::reads`]).
+#[derive(Debug, Clone)]
+pub struct EntriesCache {
+    pub cache: Arc<dyn Cache>,
+    pub ttl: Duration,
 }
 
 impl std::fmt::Debug for RssModule {
@@ -43,6 +55,7 @@ impl RssModule {
     /// fetch requests per client.
     pub fn new(
         store: &DocumentStore,
+        entries_cache: Option<EntriesCache>,
         bus: Arc<dyn MessageBus>,
         auth: AuthConfig,
         localizer: Arc<Localizer>,
@@ -55,17 +68,25 @@ impl RssModule {
             Arc::new(BusFetchQueue::new(Arc::clone(&bus))),
             clock,
         );
-        let state = RssState { requests: requests.clone(), localizer };
+        let (entries, entries_generation) = match entries_cache {
+            Some(EntriesCache { cache, ttl }) => (
+                EntryReads::new(requests.clone(), Arc::clone(&cache), ttl),
+                Some(EntriesGeneration::new(cache)),
+            ),
+            None => (EntryReads::uncached(requests.clone()), None),
+        };
+        let state = RssState { requests: requests.clone(), entries, localizer };
         let health_checks: Vec<Arc<dyn HealthCheck>> =
             vec![Arc::clone(&store.health), Arc::new(BusHealth(Arc::clone(&bus)))];
         let fetch_throttle = Throttle::from_settings("fetch", limits, limits.fetch)?;
         let router = http::routes(state, auth, fetch_throttle.as_ref());
-        Ok(Self { router, health_checks, openapi: http::openapi(), requests, bus })
+        Ok(Self { router, health_checks, openapi: http::openapi(), requests, bus, entries_generation })
     }
 
     /// Applies workers' replies in the background until `shutdown`.
     pub fn spawn_reply_listener(&self, shutdown: Shutdown) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(apply_replies(Arc::clone(&self.bus), self.requests.clone(), shutdown))
+        let (bus, requests) = (Arc::clone(&self.bus), self.requests.clone());
+        tokio::spawn(apply_replies(bus, requests, self.entries_generation.clone(), shutdown))
     }
 
     /// Sweeps jobs left in limbo in the background until `shutdown` (see [`run_sweeper`]).
@@ -153,16 +174,29 @@ impl Application {
         let store = DocumentStore::open(&settings.store).await?;
         let verifier = verifier(&settings.identity, Arc::clone(&clock))?;
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
-        // take effect here at once; in memory, a signed-out token works here until it expires.
-        let revocations =
-            CacheAdapters::revocation_list_with(&settings.cache, secrets.cache_credentials().await?).await?;
-        let authenticator = TokenAuthenticator::new(Arc::new(verifier), revocations);
+        // take effect here at once; in memory, a signed-out token works here until it expires. The
+        // cache holds the encoded pages of entries.
+        let cache_adapters =
+            CacheAdapters::open_with(&settings.cache, Arc::clone(&clock), secrets.cache_credentials().await?)
+                .await?;
+        let authenticator = TokenAuthenticator::new(Arc::new(verifier), cache_adapters.revocations);
+        // Only a shared cache is one the worker's writes invalidate (see `crate::reads`).
+        let entries_cache = (settings.cache.backend == CacheBackend::Redis)
+            .then(|| EntriesCache { cache: cache_adapters.cache, ttl: settings.cache.list_ttl });
         let auth = AuthConfig {
             authenticator: Arc::new(authenticator),
             cookie_key: galley_http_kit::auth::cookie_key(settings.identity.cookie_key.as_ref())?,
         };
         let localizer = Arc::new(localizer()?);
-        let mut module = RssModule::new(&store, bus, auth, Arc::clone(&localizer), clock, &settings.limits)?;
+        let mut module = RssModule::new(
+            &store,
+            entries_cache,
+            bus,
+            auth,
+            Arc::clone(&localizer),
+            clock,
+            &settings.limits,
+        )?;
         module.health_checks.extend(secrets.health_check());
         let context = HttpContext { localizer, settings: settings.http.clone() };
         let router = process_router(

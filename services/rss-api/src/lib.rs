@@ -7,6 +7,7 @@
 //!   workers' replies.
 //! - [`sweeper`]: the periodic job sweeper (stale `queued` jobs handed over again, stuck `fetching`
 //!   jobs failed).
+//! - [`reads`]: `EntryReads`, pages of entries as cached encoded answers with weak ETags.
 //! - [`http`]: handlers, models, `ApiError`, OpenAPI.
 //! - [`app`]: composition root: `RssModule` (for the all-in-one binary) and the standalone
 //!   `Application`.
@@ -14,6 +15,7 @@
 pub mod app;
 pub mod http;
 pub mod queue;
+pub mod reads;
 pub mod settings;
 pub mod sweeper;
 

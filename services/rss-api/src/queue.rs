@@ -8,6 +8,7 @@ use bytes::Bytes;
 use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus};
 use galley_messaging::{BusError, MessageBus, OutgoingMessage, Settle, Subscription};
 use galley_platform::Shutdown;
+use galley_rss::invalidation::EntriesGeneration;
 use galley_rss::model::{Job, JobStatus};
 use galley_rss::ports::{FetchQueue, JobOutcome, QueueError};
 use galley_rss::{FetchRequests, RssError};
@@ -67,7 +68,12 @@ const RESUBSCRIBE_MAX: Duration = Duration::from_secs(10);
 /// The listener outlives bus trouble: a failed subscribe (broker down at start-up) or a subscription
 /// that ends while the process is not shutting down is retried with a capped exponential backoff, so
 /// replies are never left unread for the life of the process.
-pub async fn apply_replies(bus: Arc<dyn MessageBus>, requests: FetchRequests, shutdown: Shutdown) {
+pub async fn apply_replies(
+    bus: Arc<dyn MessageBus>,
+    requests: FetchRequests,
+    entries: Option<EntriesGeneration>,
+    shutdown: Shutdown,
+) {
     let mut backoff = RESUBSCRIBE_MIN;
     loop {
         let subscribed = tokio::select! {
@@ -77,7 +83,9 @@ pub async fn apply_replies(bus: Arc<dyn MessageBus>, requests: FetchRequests, sh
         match subscribed {
             Ok(mut subscription) => {
                 backoff = RESUBSCRIBE_MIN;
-                if consume_replies(subscription.as_mut(), &requests, &shutdown).await == Ended::Shutdown {
+                let ended =
+                    consume_replies(subscription.as_mut(), &requests, entries.as_ref(), &shutdown).await;
+                if ended == Ended::Shutdown {
                     return;
                 }
                 tracing::warn!("the fetch replies subscription ended; subscribing again");
@@ -105,6 +113,7 @@ enum Ended {
 async fn consume_replies(
     subscription: &mut dyn Subscription,
     requests: &FetchRequests,
+    entries: Option<&EntriesGeneration>,
     shutdown: &Shutdown,
 ) -> Ended {
     loop {
@@ -117,7 +126,7 @@ async fn consume_replies(
         };
         let settle = match decode_reply(&delivery.message.body) {
             Err(reason) => Settle::DeadLetter(reason),
-            Ok((job_id, outcome)) => match requests.record_completion(job_id, &outcome).await {
+            Ok((job_id, outcome)) => match apply_reply(requests, entries, job_id, &outcome).await {
                 Ok(()) => Settle::Ack,
                 Err(RssError::Unavailable(error) | RssError::Internal(error)) => {
                     tracing::warn!(%error, "could not apply a fetch reply; will retry");
@@ -130,6 +139,25 @@ async fn consume_replies(
             tracing::warn!(%error, "could not settle a fetch reply");
         }
     }
+}
+
+/// Records a reply's outcome. A reply that says entries were stored first makes the cached pages of
+/// entries stale: the worker bumped their generation already, before recording the job done; this is
+/// the second chance should its bump have failed (a Redis blip), so pages never lag by more than the
+/// reply's latency.
+async fn apply_reply(
+    requests: &FetchRequests,
+    entries: Option<&EntriesGeneration>,
+    job_id: galley_rss::JobId,
+    outcome: &JobOutcome,
+) -> Result<(), RssError> {
+    if let Some(entries) = entries
+        && outcome.status == JobStatus::Done
+        && outcome.inserted > 0
+    {
+        entries.bump().await;
+    }
+    requests.record_completion(job_id, outcome).await
 }
 
 fn decode_reply(body: &[u8]) -> Result<(galley_rss::JobId, JobOutcome), String> {
@@ -236,7 +264,9 @@ mod tests {
         let job = job();
         store.jobs.insert(&job, None).await.expect("job stored");
         let shutdown = Shutdown::new();
-        let listener = tokio::spawn(apply_replies(bus.clone(), requests, shutdown.clone()));
+        let cache: Arc<dyn galley_kernel::Cache> = Arc::new(galley_embedded::MemoryCache::default());
+        let entries = EntriesGeneration::new(Arc::clone(&cache));
+        let listener = tokio::spawn(apply_replies(bus.clone(), requests, Some(entries), shutdown.clone()));
 
         let reply = FetchCompletedV1 {
             job_id: job.id.to_string(),
@@ -266,6 +296,9 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         assert!(bus.subscribes.load(Ordering::SeqCst) >= 3);
+        let generation =
+            cache.counter(galley_rss::invalidation::ENTRIES_GENERATION_KEY).await.expect("counter");
+        assert_eq!(generation, 1, "a reply that stored entries makes cached pages stale");
         shutdown.trigger();
         tokio::time::timeout(Duration::from_secs(5), listener).await.expect("stops").expect("task");
         store.close().await;

@@ -7,29 +7,41 @@ use anyhow::Context as _;
 use axum::Router;
 use galley_http_fetch::HttpFeedFetcher;
 use galley_http_kit::{HttpContext, process_router};
-use galley_kernel::{Clock, SystemClock};
+use galley_kernel::{Cache, Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
-use galley_platform::{HealthCheck, HttpSettings, Localizer, Shutdown};
+use galley_platform::{CacheBackend, HealthCheck, HttpSettings, Localizer, Shutdown};
 use galley_rss::fetch::FeedFetcher;
 use galley_rss::ingest::IngestionPorts;
+use galley_rss::invalidation::{EntriesGeneration, InvalidatingEntryRepository};
+use galley_rss::ports::EntryRepository;
 use galley_rss::{FeedIngestion, RetryPolicy};
 use galley_wiring::secrets::Secrets;
-use galley_wiring::{DocumentStore, open_bus_with};
+use galley_wiring::{CacheAdapters, DocumentStore, open_bus_with};
 use tokio::net::TcpListener;
 
 use crate::settings::Settings;
 use crate::worker::{Worker, WorkerSettings};
 
-/// The ingestion use case on the document store.
+/// The ingestion use case on the document store. With `entries_cache` — rss-api's cache, shared in one
+/// process or on Redis — every fetch that stores entries makes rss-api's cached pages of entries stale
+/// before the job is recorded as done ([`InvalidatingEntryRepository`]).
 pub fn ingestion(
     store: &DocumentStore,
+    entries_cache: Option<Arc<dyn Cache>>,
     fetcher: Arc<dyn FeedFetcher>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
 ) -> FeedIngestion {
+    let entries: Arc<dyn EntryRepository> = match entries_cache {
+        Some(cache) => Arc::new(InvalidatingEntryRepository::new(
+            Arc::clone(&store.entries),
+            EntriesGeneration::new(cache),
+        )),
+        None => Arc::clone(&store.entries),
+    };
     let ports = IngestionPorts {
         jobs: Arc::clone(&store.jobs),
-        entries: Arc::clone(&store.entries),
+        entries,
         feeds: Arc::clone(&store.feeds),
         fetcher,
         clock,
@@ -37,16 +49,17 @@ pub fn ingestion(
     FeedIngestion::new(ports, retry)
 }
 
-/// A worker on `bus`, fetching with `settings.fetch`.
+/// A worker on `bus`, fetching with `settings.fetch`; `entries_cache` as for [`ingestion`].
 pub fn worker(
     store: &DocumentStore,
+    entries_cache: Option<Arc<dyn Cache>>,
     bus: Arc<dyn MessageBus>,
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Worker> {
     let fetcher =
         Arc::new(HttpFeedFetcher::new(settings.fetch.clone()).context("building the feed fetcher")?);
-    let ingestion = ingestion(store, fetcher, clock, settings.retry.policy());
+    let ingestion = ingestion(store, entries_cache, fetcher, clock, settings.retry.policy());
     Ok(Worker::new(bus, ingestion, WorkerSettings { ..settings.worker.clone() })
         .with_shutdown_grace(settings.http.shutdown_grace))
 }
@@ -88,7 +101,17 @@ impl Application {
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let store = DocumentStore::open(&settings.store).await?;
-        let worker = worker(&store, Arc::clone(&bus), &settings, Arc::new(SystemClock))?;
+        // Only a shared cache reaches rss-api; with an in-memory one, rss-api invalidates its pages of
+        // entries itself when the job's reply arrives.
+        let entries_cache = match settings.cache.backend {
+            CacheBackend::Redis => {
+                let credentials = secrets.cache_credentials().await?;
+                let clock = Arc::new(SystemClock);
+                Some(CacheAdapters::open_with(&settings.cache, clock, credentials).await?.cache)
+            }
+            CacheBackend::Memory => None,
+        };
+        let worker = worker(&store, entries_cache, Arc::clone(&bus), &settings, Arc::new(SystemClock))?;
         let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::clone(&store.health), Arc::new(BusHealth(bus))];
         checks.extend(secrets.health_check());
         let localizer =

@@ -1,7 +1,7 @@
 //! rss-worker configuration (defaults → `config/*.toml` → `GALLEY__SECTION__KEY`).
 
 use galley_http_fetch::FetchSettings;
-use galley_platform::{BusSettings, HttpSettings, StoreSettings, TelemetrySettings};
+use galley_platform::{BusSettings, CacheSettings, HttpSettings, StoreSettings, TelemetrySettings};
 use serde::Deserialize;
 
 use crate::worker::WorkerSettings;
@@ -13,6 +13,9 @@ pub struct Settings {
     pub http: HttpSettings,
     pub telemetry: TelemetrySettings,
     pub store: StoreSettings,
+    /// rss-api's cache, when it is shared (`backend = "redis"`): storing entries invalidates its cached
+    /// pages of entries. With `memory`, the worker opens no cache.
+    pub cache: CacheSettings,
     pub bus: BusSettings,
     pub fetch: FetchSettings,
     pub worker: WorkerSettings,

@@ -32,9 +32,14 @@ async fn undecodable_requests_are_dead_lettered_not_retried() {
     let store =
         DocumentStore::embedded(SqliteStore::open(&data.path().join("galley.db")).await.expect("store"));
     let bus = InProcessBus::new();
-    let worker =
-        rss_worker::app::worker(&store, Arc::new(bus.clone()), &Settings::default(), Arc::new(SystemClock))
-            .expect("worker");
+    let worker = rss_worker::app::worker(
+        &store,
+        None,
+        Arc::new(bus.clone()),
+        &Settings::default(),
+        Arc::new(SystemClock),
+    )
+    .expect("worker");
     let shutdown = Shutdown::new();
     let running = tokio::spawn(worker.run(shutdown.clone()));
 

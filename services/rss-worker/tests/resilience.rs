@@ -53,6 +53,7 @@ impl Harness {
         adjust(&mut settings);
         let worker = rss_worker::app::worker(
             &self.store,
+            None,
             Arc::new(self.bus.clone()),
             &settings,
             Arc::new(SystemClock),

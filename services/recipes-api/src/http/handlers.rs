@@ -1,7 +1,6 @@
 //! Route handlers: translate HTTP into use-case calls and back, nothing more.
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,7 @@ use galley_recipes::{
 
 use super::dto::{ListRecipesParams, RecipePage, RecipeRequest, RecipeResponse};
 use super::error::ApiError;
-use crate::reads::{EncodedRead, RecipeReads};
+use crate::reads::RecipeReads;
 
 /// Query parameters `GET /recipes` understands (besides `locale`).
 const LIST_PARAMETERS: [&str; 6] = ["page", "limit", "tag", "match", "q", "sort"];
@@ -102,7 +101,7 @@ pub async fn list_recipes(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let query = list_query(raw.as_deref())?;
-    Ok(encoded(reads.list(&query).await?, &headers))
+    Ok(reads.list(&query).await?.respond(&headers))
 }
 
 /// Read one recipe. Answers 304 when `If-None-Match` holds its current ETag.
@@ -122,23 +121,7 @@ pub async fn get_recipe(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    Ok(encoded(reads.item(recipe_id(&id)?).await?, &headers))
-}
-
-/// An encoded read as a response: 304 with its ETag when `If-None-Match` lists it (weak comparison),
-/// else 200 with the cached JSON bytes as they are.
-fn encoded(read: EncodedRead, headers: &HeaderMap) -> Response {
-    // Our tags are quoted ASCII, always a valid header value.
-    let tag = HeaderValue::from_maybe_shared(read.etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-    let mut response = if etag::if_none_match_lists(headers, &tag) {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        let mut response = Response::new(Body::from(read.body));
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        response
-    };
-    response.headers_mut().insert(header::ETAG, tag);
-    response
+    Ok(reads.item(recipe_id(&id)?).await?.respond(&headers))
 }
 
 /// Create a recipe.

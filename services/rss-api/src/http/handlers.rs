@@ -197,14 +197,16 @@ pub async fn get_job(
         ("locale" = Option<String>, Query, description = "Response language (`en` or `vi`)"),
     ),
     responses(
-        (status = 200, description = "A page of entries", body = EntryPage),
+        (status = 200, description = "A page of entries, with a weak ETag of its bytes", body = EntryPage, headers(("ETag" = String))),
+        (status = 304, description = "The page is unchanged since the ETag sent in `If-None-Match`"),
         (status = 422, description = "Invalid parameters (also: an unknown or repeated parameter, more than 64 in all)", body = galley_http_kit::problem::ProblemBody, content_type = "application/problem+json"),
     )
 )]
 pub async fn list_entries(
     State(state): State<RssState>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<EntryPage>, ApiError> {
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let params = QueryParams::parse(raw.as_deref())?;
     let mut violations = Violations::new();
     params.reject_unknown(&["feed_url", "page", "limit"], &mut violations);
@@ -220,6 +222,5 @@ pub async fn list_entries(
         Some(page) if violations.is_empty() => page,
         _ => return Err(violations.into()),
     };
-    let entries = state.requests.entries(&EntryQuery { feed_url, page }).await?;
-    Ok(Json(entries.into()))
+    Ok(state.entries.page(&EntryQuery { feed_url, page }).await?.respond(&headers))
 }

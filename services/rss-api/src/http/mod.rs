@@ -15,10 +15,14 @@ use galley_platform::Localizer;
 use galley_rss::{FetchRequests, RssError};
 use utoipa::OpenApi;
 
+use crate::reads::EntryReads;
+
 /// What the handlers need.
 #[derive(Debug, Clone)]
 pub struct RssState {
     pub requests: FetchRequests,
+    /// `GET /rss/entries`, served from cached encoded pages.
+    pub entries: EntryReads,
     /// For sentences inside successful responses (the 202's message, a failed job's explanation).
     pub localizer: Arc<Localizer>,
 }
