@@ -27,6 +27,11 @@ pub struct Galley {
 
 /// Starts galley with fetches allowed to `allowed` (loopback fixture servers) only.
 pub async fn start(allowed: &[&str]) -> Galley {
+    start_with(allowed, |_| {}).await
+}
+
+/// As [`start`], with the settings adjusted by `adjust` last.
+pub async fn start_with(allowed: &[&str], adjust: impl FnOnce(&mut Settings)) -> Galley {
     let data = tempfile::tempdir().expect("temp dir");
     let mut settings = Settings { data_dir: data.path().to_path_buf(), ..Settings::default() };
     settings.recipes.http.bind = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -38,6 +43,7 @@ pub async fn start(allowed: &[&str]) -> Galley {
     settings.worker.retry.base_delay = Duration::from_millis(100);
     settings.worker.retry.max_delay = Duration::from_millis(400);
     settings.worker.retry.max_attempts = 3;
+    adjust(&mut settings);
     let clock = ManualClock::new(chrono::Utc::now());
     let application = Application::build_with_clock(settings, clock.clone()).await.expect("galley builds");
     let base = format!("http://{}", application.local_addr().expect("bound"));
