@@ -5,8 +5,6 @@ mod support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use galley_embedded::{SqliteSigningKeyStore, SqliteStore};
-use galley_identity::SigningKeyStore as _;
 use reqwest::header::{AUTHORIZATION, CONTENT_LANGUAGE, COOKIE, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -340,8 +338,7 @@ async fn access_tokens_expire_by_the_clock() {
 /// Signs `claims` with the app's own private key (read from its store), to forge tokens that differ
 /// from genuine ones only in the claim under test.
 async fn sign_with_app_key(app: &TestApp, claims: &Value) -> String {
-    let store = SqliteStore::open(&app.data_dir.join("galley.db")).await.expect("store");
-    let keys = SqliteSigningKeyStore::new(&store).load().await.expect("keys");
+    let keys = app.signing_keys().await;
     let key = keys.last().expect("a key");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(key.kid.clone());
@@ -637,8 +634,7 @@ async fn an_id_token_is_not_accepted_as_an_access_token() {
     id_claims["aud"] = json!("galley-api");
     let mut id_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     id_header.kid = header.kid.clone();
-    let store = SqliteStore::open(&app.data_dir.join("galley.db")).await.expect("store");
-    let keys = SqliteSigningKeyStore::new(&store).load().await.expect("keys");
+    let keys = app.signing_keys().await;
     let encoding =
         jsonwebtoken::EncodingKey::from_rsa_pem(keys.last().expect("a key").private_pem.as_bytes())
             .expect("pem");
