@@ -457,6 +457,39 @@ async fn signing_keys_survive_a_restart() {
     assert_eq!(kid_before, kid_after, "the same signing key");
 }
 
+/// Without KMS the key file in the data directory seals the signing keys; a start without that file
+/// is refused (naming the key), never answered with a fresh key that would sign everybody out.
+#[tokio::test]
+async fn without_kms_the_key_file_seals_the_keys_and_a_lost_file_stops_the_start() {
+    use galley_identity::SigningKeyStore as _;
+    let data = tempfile::tempdir().expect("temp dir");
+    let options = AppOptions { data_dir: Some(data.path().to_path_buf()), ..AppOptions::default() };
+    let app = spawn_app_with(options.clone()).await;
+    let alice = app.user("alice").await;
+    app.stop().await;
+    let database = data.path().join("galley.db");
+    let store = galley_embedded::SqliteStore::open(&database).await.expect("store");
+    let stored = galley_embedded::SqliteSigningKeyStore::new(&store).load().await.expect("keys");
+    store.close().await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].private_pem.starts_with("sealed:") && !stored[0].private_pem.contains("BEGIN"));
+
+    let key_file = data.path().join("galley-at-rest.key");
+    let kept = data.path().join("kept-elsewhere.key");
+    std::fs::rename(&key_file, &kept).expect("key file moved away");
+    let mut settings = recipes_api::Settings::default();
+    settings.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.store.embedded.path = database;
+    let error = recipes_api::Application::build(settings).await.err().map(|e| format!("{e:#}"));
+    let error = error.expect("the start is refused");
+    let expected = format!("signing key {} cannot be opened with local key file", stored[0].kid);
+    assert!(error.contains(&expected) && error.contains("sealed by another key file"), "{error}");
+
+    std::fs::rename(&kept, &key_file).expect("key file back");
+    let restarted = spawn_app_with(options).await;
+    assert_eq!(me(&restarted, &alice.access_token).await, StatusCode::OK, "the old token verifies");
+}
+
 #[tokio::test]
 async fn five_failures_lock_the_username_until_the_window_passes() {
     let app = spawn_app().await;
