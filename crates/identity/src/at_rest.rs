@@ -54,7 +54,8 @@ impl SealedSigningKeyStore {
     }
 
     async fn open(&self, kid: &str, stored: &str) -> Result<String, StoreError> {
-        let refused = |reason: &str| self.failure("cannot be opened", kid, EnvelopeError::Refused(reason.into()));
+        let refused =
+            |reason: &str| self.failure("cannot be opened", kid, EnvelopeError::Refused(reason.into()));
         let encoded = stored.strip_prefix(SEALED_PREFIX).ok_or_else(|| refused("not a sealed envelope"))?;
         let sealed = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| refused("the envelope is not base64url"))?;
         let plain = self
@@ -166,7 +167,12 @@ mod tests {
     }
 
     fn key(kid: &str) -> StoredSigningKey {
-        StoredSigningKey { kid: kid.into(), private_pem: PEM.into(), created_at: Utc::now(), retired_at: None }
+        StoredSigningKey {
+            kid: kid.into(),
+            private_pem: PEM.into(),
+            created_at: Utc::now(),
+            retired_at: None,
+        }
     }
 
     /// A stand-in envelope: "sealing" reverses the bytes and appends the context, so a context
@@ -196,10 +202,11 @@ mod tests {
         sealed.insert(&key("k1")).await.expect("insert");
         let stored = raw.raw("k1");
         assert!(stored.starts_with("sealed:") && !stored.contains("BEGIN"), "{stored}");
-        assert_eq!(sealed.load().await.expect("load"), [key("k1")].map(|k| StoredSigningKey {
-            created_at: raw.0.lock().expect("lock")["k1"].created_at,
-            ..k
-        }));
+        assert_eq!(
+            sealed.load().await.expect("load"),
+            [key("k1")]
+                .map(|k| StoredSigningKey { created_at: raw.0.lock().expect("lock")["k1"].created_at, ..k })
+        );
     }
 
     #[tokio::test]
@@ -234,7 +241,10 @@ mod tests {
         let sealed = SealedSigningKeyStore::new(raw, Arc::new(envelope));
         match sealed.load().await {
             Err(StoreError::Unavailable(message)) => {
-                assert!(message.contains("signing key k") && message.contains("KMS key alias/x"), "{message}");
+                assert!(
+                    message.contains("signing key k") && message.contains("KMS key alias/x"),
+                    "{message}"
+                );
             }
             other => panic!("expected Unavailable, got {other:?}"),
         }

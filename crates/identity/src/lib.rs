@@ -28,7 +28,8 @@ pub use model::{Credentials, Password, Profile, SignUp, SignUpInput, User};
 pub use ports::{
     AttemptState, AttemptTracker, Authenticator, Budget, ConsumeOutcome, EnvelopeError, IdentityProvider,
     InsertUserError, PasswordHasher, ProviderSession, ProviderSessionStore, RefreshTokenStore, Reservation,
-    RevocationList, SecretContext, SecretEnvelope, SecretSealer, SigningKeyStore, StoredSigningKey, TokenSigner, TokenVerifier, UniqueField, UserRepository,
+    RevocationList, SecretContext, SecretEnvelope, SecretSealer, SigningKeyStore, StoredSigningKey,
+    TokenSigner, TokenVerifier, UniqueField, UserRepository,
 };
 pub use provider::{BuiltinIdentityProvider, BuiltinPorts, TokenLifetimes};
 pub use service::{AuthService, LockoutPolicy, TokenAuthenticator, client_key};

@@ -25,7 +25,8 @@ pub async fn secret_envelope(
     store: &StoreSettings,
 ) -> anyhow::Result<Option<Arc<dyn SecretEnvelope>>> {
     if let Some(key_id) = kms.key_id() {
-        let aws = galley_aws::AwsClientSettings { region: kms.region.clone(), endpoint: kms.endpoint.clone() };
+        let aws =
+            galley_aws::AwsClientSettings { region: kms.region.clone(), endpoint: kms.endpoint.clone() };
         let envelope = KmsEnvelope::connect(&aws, key_id).await.with_context(|| {
             format!("cannot use KMS key {key_id} (kms.key_id; credentials from the AWS default chain)")
         })?;

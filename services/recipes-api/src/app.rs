@@ -137,7 +137,11 @@ impl RecipesModule {
 
 /// The identity provider `identity.provider` names. The built-in one's signing keys are sealed at
 /// rest as `kms.*` says (AWS KMS, or a key file in the data directory).
-async fn identity(infrastructure: &Infrastructure, settings: &Settings, issuer: String) -> anyhow::Result<AuthState> {
+async fn identity(
+    infrastructure: &Infrastructure,
+    settings: &Settings,
+    issuer: String,
+) -> anyhow::Result<AuthState> {
     match settings.identity.provider {
         IdentityProviderKind::Builtin => {
             let signing_keys = galley_wiring::at_rest::sealed_signing_keys(
@@ -233,9 +237,7 @@ async fn builtin_identity(
         // Retired keys stay published while tokens they signed can still be valid, plus skew margin.
         publish_retired_for: settings.access_token_ttl + std::time::Duration::from_secs(300),
     };
-    let keys = Arc::new(
-        KeyRing::open(signing_keys, Arc::clone(&clock), key_policy).await?,
-    );
+    let keys = Arc::new(KeyRing::open(signing_keys, Arc::clone(&clock), key_policy).await?);
     let jwt = Arc::new(JwtAuthority::new(
         Arc::clone(&keys),
         Arc::clone(&clock),

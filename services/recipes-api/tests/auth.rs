@@ -463,7 +463,12 @@ async fn signing_keys_survive_a_restart() {
 async fn without_kms_the_key_file_seals_the_keys_and_a_lost_file_stops_the_start() {
     use galley_identity::SigningKeyStore as _;
     let data = tempfile::tempdir().expect("temp dir");
-    let options = AppOptions { data_dir: Some(data.path().to_path_buf()), ..AppOptions::default() };
+    // A fixed issuer: the default names the bound address, which changes with the restart.
+    let options = AppOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        issuer: Some("http://galley.test/".into()),
+        ..AppOptions::default()
+    };
     let app = spawn_app_with(options.clone()).await;
     let alice = app.user("alice").await;
     app.stop().await;

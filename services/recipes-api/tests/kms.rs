@@ -20,6 +20,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The environment of one run: the data directory's database, KMS key `key_id` on moto, AWS
 /// credentials for moto only (no profile files, no instance metadata).
 fn environment(data: &Path, port: u16, key_id: &str) -> Vec<(String, String)> {
+    for empty in ["no-aws-config", "no-aws-credentials"] {
+        std::fs::write(data.join(empty), "").expect("empty AWS file");
+    }
     [
         ("GALLEY_CONFIG_DIR", data.join("no-config").display().to_string()),
         ("GALLEY__HTTP__BIND", format!("127.0.0.1:{port}")),
@@ -137,10 +140,10 @@ async fn signing_keys_are_sealed_by_kms_survive_restarts_and_a_wrong_key_stops_t
     drop(again);
 
     let stderr = refused_start(data.path(), &other_key);
-    let first_line = stderr.lines().next().unwrap_or_default();
+    let error = stderr.lines().find(|line| line.starts_with("Error: ")).unwrap_or_default();
     let kid = &stored[0].kid;
     assert!(
-        first_line.contains(&format!("signing key {kid} cannot be opened with KMS key {other_key}")),
+        error.contains(&format!("signing key {kid} cannot be opened with KMS key {other_key}")),
         "one clear line naming the key: {stderr}"
     );
     assert_eq!(raw_keys(data.path()).await, stored, "nothing was replaced or added");

@@ -100,7 +100,8 @@ pub fn seal_with_data_key(
 ) -> Result<Vec<u8>, EnvelopeError> {
     let wrapped_len = u16::try_from(wrapped_key.len())
         .map_err(|_| refused(format!("wrapped data key too long ({} bytes)", wrapped_key.len())))?;
-    let mut sealed = Vec::with_capacity(FIXED_HEADER_LEN + wrapped_key.len() + NONCE_LEN + plaintext.len() + 16);
+    let mut sealed =
+        Vec::with_capacity(FIXED_HEADER_LEN + wrapped_key.len() + NONCE_LEN + plaintext.len() + 16);
     sealed.extend_from_slice(MAGIC);
     sealed.push(VERSION);
     sealed.push(wrapper.byte());
@@ -332,8 +333,8 @@ mod tests {
     #[test]
     fn the_format_round_trips_and_binds_key_wrapper_and_context() {
         let key = new_data_key();
-        let sealed = seal_with_data_key(&key, Wrapper::AwsKms, b"wrapped", b"secret", &context("a"))
-            .expect("sealed");
+        let sealed =
+            seal_with_data_key(&key, Wrapper::AwsKms, b"wrapped", b"secret", &context("a")).expect("sealed");
         let envelope = SealedEnvelope::parse(&sealed).expect("parses");
         assert_eq!((envelope.wrapper, envelope.wrapped_key), (Wrapper::AwsKms, b"wrapped".as_slice()));
         assert_eq!(envelope.open_with_data_key(&key, &context("a")).expect("opens"), b"secret");
@@ -345,8 +346,8 @@ mod tests {
         for index in 0..sealed.len() {
             let mut tampered = sealed.clone();
             tampered[index] ^= 0x01;
-            let opened = SealedEnvelope::parse(&tampered)
-                .and_then(|e| e.open_with_data_key(&key, &context("a")));
+            let opened =
+                SealedEnvelope::parse(&tampered).and_then(|e| e.open_with_data_key(&key, &context("a")));
             assert!(opened.is_err(), "byte {index} flipped still opened");
         }
         assert!(SealedEnvelope::parse(&sealed[..sealed.len() - 17]).is_err(), "truncated");

@@ -106,7 +106,10 @@ impl KmsEnvelope {
 
     fn cached(&self, key: &CacheKey) -> Option<DataKey> {
         let cache = self.data_keys.lock().ok()?;
-        cache.get(key).filter(|(at, _)| at.elapsed() < DATA_KEY_CACHE_TTL).map(|(_, data_key)| data_key.clone())
+        cache
+            .get(key)
+            .filter(|(at, _)| at.elapsed() < DATA_KEY_CACHE_TTL)
+            .map(|(_, data_key)| data_key.clone())
     }
 
     fn remember(&self, key: CacheKey, data_key: &DataKey) {
@@ -121,7 +124,11 @@ impl KmsEnvelope {
         }
     }
 
-    async fn unwrap_data_key(&self, wrapped: &[u8], context: &SecretContext) -> Result<DataKey, EnvelopeError> {
+    async fn unwrap_data_key(
+        &self,
+        wrapped: &[u8],
+        context: &SecretContext,
+    ) -> Result<DataKey, EnvelopeError> {
         let cache_key = (wrapped.to_vec(), envelope::context_bytes(context));
         if let Some(data_key) = self.cached(&cache_key) {
             return Ok(data_key);
@@ -168,8 +175,8 @@ where
     if let SdkError::ServiceError(service) = &error {
         let code = service.err().code().unwrap_or("unknown");
         if REFUSAL_CODES.contains(&code) {
-            let message = service.err().message().unwrap_or_default();
-            return refused(format!("KMS {operation} refused: {code}: {message}"));
+            let message = service.err().message().filter(|m| !m.is_empty()).unwrap_or("no message");
+            return refused(format!("KMS {operation} refused: {code} ({message})"));
         }
     }
     EnvelopeError::Unavailable(format!("KMS {operation}: {}", DisplayErrorContext(&error)))

@@ -74,7 +74,8 @@ async fn an_unknown_key_fails_at_connect_and_an_unreachable_kms_is_unavailable()
     assert!(matches!(missing, Err(EnvelopeError::Refused(_))), "{missing:?}");
 
     // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-    let settings = AwsClientSettings { region: Some(REGION.into()), endpoint: Some("http://127.0.0.1:9".into()) };
+    let settings =
+        AwsClientSettings { region: Some(REGION.into()), endpoint: Some("http://127.0.0.1:9".into()) };
     let sdk = galley_aws::load_sdk_config(&settings).await;
     let credentials =
         aws_sdk_kms::config::Credentials::new(ACCESS_KEY_ID, SECRET_ACCESS_KEY, None, None, "tests");

@@ -196,7 +196,8 @@ impl TestApp {
     /// data directory (they are sealed at rest).
     pub async fn signing_keys(&self) -> Vec<galley_identity::StoredSigningKey> {
         use galley_identity::SigningKeyStore as _;
-        let store = galley_embedded::SqliteStore::open(&self.data_dir.join("galley.db")).await.expect("store");
+        let store =
+            galley_embedded::SqliteStore::open(&self.data_dir.join("galley.db")).await.expect("store");
         let envelope = galley_crypto::LocalKeyFileEnvelope::open_or_create(
             &self.data_dir.join(galley_crypto::LocalKeyFileEnvelope::FILE_NAME),
         )
