@@ -11,8 +11,11 @@
 //! - [`provider`]: `BuiltinIdentityProvider`, Galley as its own identity provider.
 //! - [`service`]: `AuthService`, what HTTP handlers call: provider + brute-force protection + token
 //!   authentication with revocation.
+//! - [`at_rest`]: `SealedSigningKeyStore`, the signing keys sealed by a `SecretEnvelope` (a KMS key or
+//!   a local key file) whatever database holds them, plain keys migrated on first load.
 //! - [`error`]: `IdentityError` and `AuthFailure`.
 
+pub mod at_rest;
 pub mod error;
 pub mod model;
 pub mod ports;
@@ -23,9 +26,10 @@ pub mod tokens;
 pub use error::{AuthFailure, IdentityError, StoreError};
 pub use model::{Credentials, Password, Profile, SignUp, SignUpInput, User};
 pub use ports::{
-    AttemptState, AttemptTracker, Authenticator, Budget, ConsumeOutcome, IdentityProvider, InsertUserError,
-    PasswordHasher, ProviderSession, ProviderSessionStore, RefreshTokenStore, Reservation, RevocationList,
-    SecretSealer, SigningKeyStore, StoredSigningKey, TokenSigner, TokenVerifier, UniqueField, UserRepository,
+    AttemptState, AttemptTracker, Authenticator, Budget, ConsumeOutcome, EnvelopeError, IdentityProvider,
+    InsertUserError, PasswordHasher, ProviderSession, ProviderSessionStore, RefreshTokenStore, Reservation,
+    RevocationList, SecretContext, SecretEnvelope, SecretSealer, SigningKeyStore, StoredSigningKey,
+    TokenSigner, TokenVerifier, UniqueField, UserRepository,
 };
 pub use provider::{BuiltinIdentityProvider, BuiltinPorts, TokenLifetimes};
 pub use service::{AuthService, LockoutPolicy, TokenAuthenticator, client_key};

@@ -1,6 +1,7 @@
 //! Identity ports. Each port documents its error contract; adapters translate their infrastructure
 //! errors into [`StoreError`] and never leak driver types.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -169,7 +170,8 @@ pub trait TokenVerifier: Send + Sync + std::fmt::Debug {
 #[derive(Clone, PartialEq, Eq)]
 pub struct StoredSigningKey {
     pub kid: String,
-    /// PKCS#8 PEM of the private key.
+    /// PKCS#8 PEM of the private key. Below [`crate::at_rest::SealedSigningKeyStore`] (what the
+    /// database adapters see) it is the sealed envelope of that PEM instead.
     pub private_pem: String,
     pub created_at: DateTime<Utc>,
     /// When it stopped signing; it stays published until tokens it signed have expired.
@@ -192,6 +194,9 @@ pub trait SigningKeyStore: Send + Sync + std::fmt::Debug {
     async fn insert(&self, key: &StoredSigningKey) -> Result<(), StoreError>;
     async fn retire(&self, kid: &str, at: DateTime<Utc>) -> Result<(), StoreError>;
     async fn delete(&self, kid: &str) -> Result<(), StoreError>;
+    /// Replaces the stored private key of `kid` (the migration of a plain key to a sealed one),
+    /// leaving its times alone. Replacing an unknown key is not an error and creates nothing.
+    async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError>;
 }
 
 /// An identity provider: Galley's built-in one, or Auth0.
@@ -260,6 +265,62 @@ pub trait SecretSealer: Send + Sync + std::fmt::Debug {
     async fn seal(&self, plaintext: &str) -> Result<String, IdentityError>;
     /// The plaintext of a `seal` result; `Internal` when it was tampered with or sealed by another key.
     async fn open(&self, sealed: &str) -> Result<String, IdentityError>;
+}
+
+/// What a sealed secret is for, bound to its ciphertext (the AEAD's associated data, and the KMS
+/// encryption context): a secret sealed for one purpose or one key id cannot be passed off as another,
+/// and KMS audit logs name the purpose of every unwrap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretContext {
+    pairs: BTreeMap<String, String>,
+}
+
+impl SecretContext {
+    /// A context whose `purpose` is `purpose` (e.g. `galley/signing-key`).
+    pub fn new(purpose: &str) -> Self {
+        Self { pairs: BTreeMap::from([("purpose".to_owned(), purpose.to_owned())]) }
+    }
+
+    /// Adds (or replaces) a name/value pair, e.g. the key id of a signing key.
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.pairs.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Every pair, sorted by name (so both sides serialise it the same way).
+    pub fn pairs(&self) -> &BTreeMap<String, String> {
+        &self.pairs
+    }
+
+    pub fn purpose(&self) -> &str {
+        self.pairs.get("purpose").map(String::as_str).unwrap_or_default()
+    }
+}
+
+/// Why a secret could not be sealed or opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    /// The key service could not be reached or failed in a way that may pass; retrying may work.
+    #[error("key service unavailable: {0}")]
+    Unavailable(String),
+    /// This key cannot open the secret: another key sealed it, its context differs, or it was
+    /// tampered with. Retrying will not help.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Envelope encryption of secrets at rest: each secret is encrypted locally under a fresh data key,
+/// and the data key is wrapped by a key the database never sees (a KMS key, or a local key file).
+/// The sealed bytes are self-describing: they carry the wrapped data key beside the ciphertext.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait SecretEnvelope: Send + Sync + std::fmt::Debug {
+    /// Names the wrapping key for operators' messages (`KMS key alias/galley`, `local key file
+    /// /data/galley-at-rest.key`); never key material.
+    fn wrapping_key(&self) -> String;
+    async fn seal(&self, plaintext: &[u8], context: &SecretContext) -> Result<Vec<u8>, EnvelopeError>;
+    /// The plaintext of a `seal` result made with the same wrapping key and an equal context.
+    async fn open(&self, sealed: &[u8], context: &SecretContext) -> Result<Vec<u8>, EnvelopeError>;
 }
 
 /// Turns a bearer token into the request's principal (what the HTTP auth extractor calls).

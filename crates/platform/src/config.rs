@@ -543,6 +543,28 @@ impl Default for SqsSettings {
     }
 }
 
+/// `[kms]` (env `GALLEY__KMS__*`): envelope encryption of the secrets Galley persists (the signing
+/// keys). With `key_id` set, data keys come from AWS KMS under that key; without it, a key file in the
+/// data directory wraps them (embedded store only; README "Keys at rest"). Credentials come from the
+/// AWS default chain, never from here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct KmsSettings {
+    /// Key id, key ARN, alias name (`alias/galley`) or alias ARN of a symmetric KMS key.
+    pub key_id: Option<String>,
+    /// e.g. `eu-west-1`; unset = the default chain's region.
+    pub region: Option<String>,
+    /// Endpoint override (moto, a VPC endpoint); unset = AWS's.
+    pub endpoint: Option<String>,
+}
+
+impl KmsSettings {
+    /// The configured key id, if any (an empty value counts as unset).
+    pub fn key_id(&self) -> Option<&str> {
+        self.key_id.as_deref().map(str::trim).filter(|key_id| !key_id.is_empty())
+    }
+}
+
 /// `[bus.rabbitmq]`
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]

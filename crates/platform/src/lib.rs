@@ -26,7 +26,7 @@ pub use config::{
     BusBackend, BusSettings, CacheBackend, CacheSettings, ConfigError, ConfigSource, EmbeddedStoreSettings,
     HttpSettings, MongoDbSettings, StoreBackend, StoreSettings, load_settings,
 };
-pub use config::{LimitsSettings, SqsSettings, ThrottleSettings};
+pub use config::{KmsSettings, LimitsSettings, SqsSettings, ThrottleSettings};
 pub use deployment::{DeploymentError, Environment};
 pub use health::{HealthCheck, ReadinessReport};
 pub use i18n::{Locale, Localizer, MessageArg};

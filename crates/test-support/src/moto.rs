@@ -55,6 +55,30 @@ impl MotoServer {
         self.port
     }
 
+    /// Creates a symmetric KMS key and returns its id. moto's KMS speaks the AWS JSON protocol and
+    /// needs no real signature, so this is a plain HTTP call (no SDK in the harness).
+    pub async fn create_kms_key(&self) -> String {
+        let response: serde_json::Value = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
+            .post(self.endpoint())
+            .header("X-Amz-Target", "TrentService.CreateKey")
+            .header("Content-Type", "application/x-amz-json-1.1")
+            .header(
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0",
+            )
+            .body("{}")
+            .send()
+            .await
+            .expect("moto answers")
+            .json()
+            .await
+            .expect("json");
+        response["KeyMetadata"]["KeyId"].as_str().expect("key id").to_owned()
+    }
+
     /// Kills the server (its state is lost, as when moto restarts).
     pub fn kill(&mut self) {
         self.process.kill();

@@ -8,12 +8,15 @@
 //!   tracker, in memory (`memory`) or on one shared Redis connection (`redis`).
 //! - [`open_bus`]: `bus.backend` → the message bus, in-process, RabbitMQ or SQS (RabbitMQ as a leased
 //!   user with [`open_bus_with`]).
+//! - [`at_rest`]: `kms.*` → the envelope sealing secrets at rest (AWS KMS, or a key file in the data
+//!   directory), and the signing-key store sealed by it.
 //! - [`secrets`]: `secrets.backend` → static secrets layered into configuration (Vault KV), and the
 //!   process's session with Vault.
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
 //! crates never see it.
 
+pub mod at_rest;
 pub mod secrets;
 
 use std::sync::Arc;

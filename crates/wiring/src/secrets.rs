@@ -33,6 +33,9 @@ pub struct Secrets {
     leases: Mutex<Vec<LeasedCredentials>>,
     /// Origins of the layered keys, gathered by every [`Secrets::load`] and logged once.
     origins: Mutex<Vec<KeyOrigin>>,
+    /// How long logging in to Vault and reading the static layer took, and how many keys it held:
+    /// measured before logging is set up, so kept for [`Secrets::log_origins`].
+    vault_open: Option<(std::time::Duration, usize)>,
 }
 
 #[derive(Debug)]
@@ -51,6 +54,7 @@ impl Secrets {
             lease_paths: LeasePaths::default(),
             leases: Mutex::new(Vec::new()),
             origins: Mutex::new(Vec::new()),
+            vault_open: None,
         }
     }
 
@@ -71,13 +75,14 @@ impl Secrets {
                     .with_context(|| format!("cannot read static secrets from Vault at {}", vault.addr))?;
                 let stop = CancellationToken::new();
                 let renewal = client.spawn_token_renewal(stop.clone());
-                tracing::debug!(elapsed = ?started.elapsed(), keys = layer.len(), "static secrets read from Vault");
+                let vault_open = Some((started.elapsed(), layer.len()));
                 Ok(Self {
                     layer,
                     vault: Some(VaultSession { client, stop, renewal }),
                     lease_paths: vault.leases.clone(),
                     leases: Mutex::new(Vec::new()),
                     origins: Mutex::new(Vec::new()),
+                    vault_open,
                 })
             }
         }
@@ -98,6 +103,9 @@ impl Secrets {
 
     /// Logs where each layered key came from (never its value). Call after `telemetry::init`.
     pub fn log_origins(&self) {
+        if let Some((elapsed, keys)) = self.vault_open {
+            tracing::info!(?elapsed, keys, "logged in to Vault and read the static secrets");
+        }
         let gathered = self.origins.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         for origin in gathered.iter() {
             origin.log();

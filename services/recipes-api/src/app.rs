@@ -13,7 +13,7 @@ use galley_http_kit::{AuthConfig, HttpContext, process_router};
 use galley_identity::provider::BuiltinPorts;
 use galley_identity::{
     AttemptTracker, AuthService, BuiltinIdentityProvider, IssuerConfig, LockoutPolicy, RevocationList,
-    SecretSealer, TokenLifetimes,
+    SecretSealer, SigningKeyStore, TokenLifetimes,
 };
 use galley_kernel::{Cache, Clock, SystemClock};
 use galley_platform::{CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreSettings};
@@ -104,7 +104,7 @@ impl RecipesModule {
         let service = RecipeService::new(recipes, Arc::clone(&clock));
         let reads = RecipeReads::new(service.clone(), Arc::clone(&infrastructure.cache), ttls);
 
-        let auth_state = identity(infrastructure, &settings.identity, issuer).await?;
+        let auth_state = identity(infrastructure, settings, issuer).await?;
         let auth = AuthConfig {
             authenticator: Arc::new(auth_state.service.clone()),
             cookie_key: auth_state.cookie_key.clone(),
@@ -135,15 +135,24 @@ impl RecipesModule {
     }
 }
 
-/// The identity provider `identity.provider` names.
+/// The identity provider `identity.provider` names. The built-in one's signing keys are sealed at
+/// rest as `kms.*` says (AWS KMS, or a key file in the data directory).
 async fn identity(
     infrastructure: &Infrastructure,
-    settings: &IdentitySettings,
+    settings: &Settings,
     issuer: String,
 ) -> anyhow::Result<AuthState> {
-    match settings.provider {
-        IdentityProviderKind::Builtin => builtin_identity(infrastructure, settings, issuer).await,
-        IdentityProviderKind::Auth0 => auth0_identity(infrastructure, settings, issuer),
+    match settings.identity.provider {
+        IdentityProviderKind::Builtin => {
+            let signing_keys = galley_wiring::at_rest::sealed_signing_keys(
+                Arc::clone(&infrastructure.store.signing_keys),
+                &settings.kms,
+                &settings.store,
+            )
+            .await?;
+            builtin_identity(infrastructure, &settings.identity, issuer, signing_keys).await
+        }
+        IdentityProviderKind::Auth0 => auth0_identity(infrastructure, &settings.identity, issuer),
     }
 }
 
@@ -210,11 +219,12 @@ fn auth0_identity(
     })
 }
 
-/// The built-in identity provider on the document store.
+/// The built-in identity provider on the document store, signing with the keys in `signing_keys`.
 async fn builtin_identity(
     infrastructure: &Infrastructure,
     settings: &IdentitySettings,
     issuer: String,
+    signing_keys: Arc<dyn SigningKeyStore>,
 ) -> anyhow::Result<AuthState> {
     let clock = Arc::clone(&infrastructure.clock);
     let issuer = IssuerConfig {
@@ -227,9 +237,7 @@ async fn builtin_identity(
         // Retired keys stay published while tokens they signed can still be valid, plus skew margin.
         publish_retired_for: settings.access_token_ttl + std::time::Duration::from_secs(300),
     };
-    let keys = Arc::new(
-        KeyRing::open(Arc::clone(&infrastructure.store.signing_keys), Arc::clone(&clock), key_policy).await?,
-    );
+    let keys = Arc::new(KeyRing::open(signing_keys, Arc::clone(&clock), key_policy).await?);
     let jwt = Arc::new(JwtAuthority::new(
         Arc::clone(&keys),
         Arc::clone(&clock),

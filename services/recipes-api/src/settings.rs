@@ -6,7 +6,8 @@ use std::time::Duration;
 use galley_auth0::{Auth0Settings, IdentityProviderKind};
 use galley_crypto::Argon2Params;
 use galley_platform::{
-    CacheSettings, Environment, HttpSettings, LimitsSettings, Secret, StoreSettings, TelemetrySettings,
+    CacheSettings, Environment, HttpSettings, KmsSettings, LimitsSettings, Secret, StoreSettings,
+    TelemetrySettings,
 };
 use serde::Deserialize;
 
@@ -23,6 +24,8 @@ pub struct Settings {
     pub identity: IdentitySettings,
     /// Per-client throttles of sign-up, sign-in and refresh.
     pub limits: LimitsSettings,
+    /// Envelope encryption of the signing keys at rest (`GALLEY__KMS__KEY_ID`, `__REGION`, `__ENDPOINT`).
+    pub kms: KmsSettings,
 }
 
 /// `[recipes]`

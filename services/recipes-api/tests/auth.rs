@@ -5,8 +5,6 @@ mod support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use galley_embedded::{SqliteSigningKeyStore, SqliteStore};
-use galley_identity::SigningKeyStore as _;
 use reqwest::header::{AUTHORIZATION, CONTENT_LANGUAGE, COOKIE, RETRY_AFTER, SET_COOKIE, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -340,8 +338,7 @@ async fn access_tokens_expire_by_the_clock() {
 /// Signs `claims` with the app's own private key (read from its store), to forge tokens that differ
 /// from genuine ones only in the claim under test.
 async fn sign_with_app_key(app: &TestApp, claims: &Value) -> String {
-    let store = SqliteStore::open(&app.data_dir.join("galley.db")).await.expect("store");
-    let keys = SqliteSigningKeyStore::new(&store).load().await.expect("keys");
+    let keys = app.signing_keys().await;
     let key = keys.last().expect("a key");
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     header.kid = Some(key.kid.clone());
@@ -458,6 +455,44 @@ async fn signing_keys_survive_a_restart() {
     let kid_before = jsonwebtoken::decode_header(&alice.access_token).expect("header").kid;
     let kid_after = jsonwebtoken::decode_header(&token).expect("header").kid;
     assert_eq!(kid_before, kid_after, "the same signing key");
+}
+
+/// Without KMS the key file in the data directory seals the signing keys; a start without that file
+/// is refused (naming the key), never answered with a fresh key that would sign everybody out.
+#[tokio::test]
+async fn without_kms_the_key_file_seals_the_keys_and_a_lost_file_stops_the_start() {
+    use galley_identity::SigningKeyStore as _;
+    let data = tempfile::tempdir().expect("temp dir");
+    // A fixed issuer: the default names the bound address, which changes with the restart.
+    let options = AppOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        issuer: Some("http://galley.test/".into()),
+        ..AppOptions::default()
+    };
+    let app = spawn_app_with(options.clone()).await;
+    let alice = app.user("alice").await;
+    app.stop().await;
+    let database = data.path().join("galley.db");
+    let store = galley_embedded::SqliteStore::open(&database).await.expect("store");
+    let stored = galley_embedded::SqliteSigningKeyStore::new(&store).load().await.expect("keys");
+    store.close().await;
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].private_pem.starts_with("sealed:") && !stored[0].private_pem.contains("BEGIN"));
+
+    let key_file = data.path().join("galley-at-rest.key");
+    let kept = data.path().join("kept-elsewhere.key");
+    std::fs::rename(&key_file, &kept).expect("key file moved away");
+    let mut settings = recipes_api::Settings::default();
+    settings.http.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    settings.store.embedded.path = database;
+    let error = recipes_api::Application::build(settings).await.err().map(|e| format!("{e:#}"));
+    let error = error.expect("the start is refused");
+    let expected = format!("signing key {} cannot be opened with local key file", stored[0].kid);
+    assert!(error.contains(&expected) && error.contains("sealed by another key file"), "{error}");
+
+    std::fs::rename(&kept, &key_file).expect("key file back");
+    let restarted = spawn_app_with(options).await;
+    assert_eq!(me(&restarted, &alice.access_token).await, StatusCode::OK, "the old token verifies");
 }
 
 #[tokio::test]
@@ -637,8 +672,7 @@ async fn an_id_token_is_not_accepted_as_an_access_token() {
     id_claims["aud"] = json!("galley-api");
     let mut id_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
     id_header.kid = header.kid.clone();
-    let store = SqliteStore::open(&app.data_dir.join("galley.db")).await.expect("store");
-    let keys = SqliteSigningKeyStore::new(&store).load().await.expect("keys");
+    let keys = app.signing_keys().await;
     let encoding =
         jsonwebtoken::EncodingKey::from_rsa_pem(keys.last().expect("a key").private_pem.as_bytes())
             .expect("pem");

@@ -273,6 +273,12 @@ pub(crate) mod tests {
             self.0.lock().expect("lock").remove(kid);
             Ok(())
         }
+        async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
+            if let Some(key) = self.0.lock().expect("lock").get_mut(kid) {
+                key.private_pem = private_pem.to_owned();
+            }
+            Ok(())
+        }
     }
 
     #[derive(Debug)]

@@ -336,6 +336,16 @@ impl SigningKeyStore for SqliteSigningKeyStore {
             .map_err(store_error)?;
         Ok(())
     }
+
+    async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE signing_keys SET private_pem = ? WHERE kid = ?")
+            .bind(private_pem)
+            .bind(kid)
+            .execute(&self.pool)
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------

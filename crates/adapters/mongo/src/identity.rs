@@ -304,6 +304,14 @@ impl SigningKeyStore for MongoSigningKeyStore {
     async fn delete(&self, kid: &str) -> Result<(), StoreError> {
         self.keys.delete_one(doc! { "_id": kid }).await.map(|_| ()).map_err(translate)
     }
+
+    async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
+        self.keys
+            .update_one(doc! { "_id": kid }, doc! { "$set": { "private_pem": private_pem } })
+            .await
+            .map(|_| ())
+            .map_err(translate)
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -87,6 +87,21 @@ pub async fn retiring_or_deleting_unknown_keys_is_harmless(keys: Keys) {
     assert!(load_mine(&keys, &[&ghost]).await.is_empty(), "retiring does not create a key");
 }
 
+pub async fn replacing_the_private_key_keeps_the_times(keys: Keys) {
+    let base = now_whole_seconds();
+    let retired = StoredSigningKey { retired_at: Some(base + TimeDelta::minutes(1)), ..key(base, 0) };
+    let other = key(base, 1);
+    keys.insert(&retired).await.expect("insert");
+    keys.insert(&other).await.expect("insert");
+    keys.replace_private_pem(&retired.kid, "sealed:v1:opaque").await.expect("replace");
+    let expected = StoredSigningKey { private_pem: "sealed:v1:opaque".into(), ..retired.clone() };
+    assert_eq!(load_mine(&keys, &[&retired, &other]).await, [expected, other], "only that key changes");
+
+    let ghost = key(base, 2);
+    keys.replace_private_pem(&ghost.kid, "sealed:v1:ghost").await.expect("replace unknown");
+    assert!(load_mine(&keys, &[&ghost]).await.is_empty(), "replacing does not create a key");
+}
+
 /// Expands into one `#[tokio::test]` per signing-key store contract case. `$make` is an expression
 /// evaluating to a future that yields `Some((Arc<dyn SigningKeyStore>, guard))`, the guard (a temp dir, a
 /// server handle, ...) living until the case ends, or `None` to skip (e.g. no server), which is printed. A leading
@@ -100,6 +115,7 @@ macro_rules! signing_key_store_contract_tests {
             keys_inserted_already_retired_read_back_so,
             deleted_keys_are_gone,
             retiring_or_deleting_unknown_keys_is_harmless,
+            replacing_the_private_key_keeps_the_times,
         );
     };
     ($make:expr) => {

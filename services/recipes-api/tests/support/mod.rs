@@ -197,6 +197,23 @@ impl TestApp {
     }
 
     /// Stops the server gracefully and waits for it.
+    /// The app's signing keys as it reads them: from its SQLite file, opened with the key file in its
+    /// data directory (they are sealed at rest).
+    pub async fn signing_keys(&self) -> Vec<galley_identity::StoredSigningKey> {
+        use galley_identity::SigningKeyStore as _;
+        let store =
+            galley_embedded::SqliteStore::open(&self.data_dir.join("galley.db")).await.expect("store");
+        let envelope = galley_crypto::LocalKeyFileEnvelope::open_or_create(
+            &self.data_dir.join(galley_crypto::LocalKeyFileEnvelope::FILE_NAME),
+        )
+        .expect("key file");
+        let keys = galley_identity::at_rest::SealedSigningKeyStore::new(
+            Arc::new(galley_embedded::SqliteSigningKeyStore::new(&store)),
+            Arc::new(envelope),
+        );
+        keys.load().await.expect("keys")
+    }
+
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         if let Some(server) = self.server.take() {

@@ -1,0 +1,261 @@
+//! Signing keys sealed at rest: [`SealedSigningKeyStore`] decorates any [`SigningKeyStore`] so that
+//! the database only ever holds envelopes of the private keys (sealed by a [`SecretEnvelope`]: a KMS
+//! key, or a local key file), whichever database adapter is below it.
+//!
+//! - `insert`/`replace_private_pem` seal the PEM, with a context naming the purpose and the key id
+//!   (so a sealed key copied onto another row does not open).
+//! - `load` opens every key. A key still stored as plain PEM (written before sealing existed) is sealed
+//!   and written back: the migration happens on the first start and needs no separate step.
+//! - A key that does not open (another wrapping key, tampered bytes, another row's envelope) fails the
+//!   load with one line naming the key id and the wrapping key. It never falls through to making a new
+//!   key: that would sign everybody out and hide a misconfiguration or an attack.
+//!
+//! Stored form: `sealed:` + base64url (no padding) of the envelope's own versioned bytes.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+
+use crate::error::StoreError;
+use crate::ports::{EnvelopeError, SecretContext, SecretEnvelope, SigningKeyStore, StoredSigningKey};
+
+/// The `purpose` in the context of every sealed signing key.
+pub const SIGNING_KEY_PURPOSE: &str = "galley/signing-key";
+/// Marks a stored value as an envelope (anything else must be a plain PEM awaiting migration).
+const SEALED_PREFIX: &str = "sealed:";
+const PEM_PREFIX: &str = "-----BEGIN";
+
+/// A [`SigningKeyStore`] whose stored private keys are sealed by a [`SecretEnvelope`].
+#[derive(Debug)]
+pub struct SealedSigningKeyStore {
+    inner: Arc<dyn SigningKeyStore>,
+    envelope: Arc<dyn SecretEnvelope>,
+}
+
+impl SealedSigningKeyStore {
+    pub fn new(inner: Arc<dyn SigningKeyStore>, envelope: Arc<dyn SecretEnvelope>) -> Self {
+        Self { inner, envelope }
+    }
+
+    fn context(kid: &str) -> SecretContext {
+        SecretContext::new(SIGNING_KEY_PURPOSE).with("kid", kid)
+    }
+
+    async fn seal(&self, kid: &str, pem: &str) -> Result<String, StoreError> {
+        let sealed = self
+            .envelope
+            .seal(pem.as_bytes(), &Self::context(kid))
+            .await
+            .map_err(|error| self.failure("cannot be sealed", kid, error))?;
+        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    async fn open(&self, kid: &str, stored: &str) -> Result<String, StoreError> {
+        let refused =
+            |reason: &str| self.failure("cannot be opened", kid, EnvelopeError::Refused(reason.into()));
+        let encoded = stored.strip_prefix(SEALED_PREFIX).ok_or_else(|| refused("not a sealed envelope"))?;
+        let sealed = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| refused("the envelope is not base64url"))?;
+        let plain = self
+            .envelope
+            .open(&sealed, &Self::context(kid))
+            .await
+            .map_err(|error| self.failure("cannot be opened", kid, error))?;
+        String::from_utf8(plain).map_err(|_| refused("the opened key is not text"))
+    }
+
+    /// One line for the operator: which key, which wrapping key, why, and what it means.
+    fn failure(&self, what: &str, kid: &str, error: EnvelopeError) -> StoreError {
+        let wrapping = self.envelope.wrapping_key();
+        match error {
+            EnvelopeError::Unavailable(reason) => {
+                StoreError::Unavailable(format!("signing key {kid} {what} with {wrapping}: {reason}"))
+            }
+            EnvelopeError::Refused(reason) => StoreError::Internal(format!(
+                "signing key {kid} {what} with {wrapping}: {reason} (wrong key configured, or the stored \
+                 key was tampered with; refusing to go on rather than replace the key)"
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl SigningKeyStore for SealedSigningKeyStore {
+    async fn load(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        let stored = self.inner.load().await?;
+        let mut opened = Vec::with_capacity(stored.len());
+        for key in stored {
+            let private_pem = if key.private_pem.starts_with(PEM_PREFIX) {
+                let sealed = self.seal(&key.kid, &key.private_pem).await?;
+                self.inner.replace_private_pem(&key.kid, &sealed).await?;
+                tracing::info!(kid = %key.kid, wrapping_key = %self.envelope.wrapping_key(),
+                    "sealed a signing key that was stored in plain text");
+                key.private_pem.clone()
+            } else {
+                self.open(&key.kid, &key.private_pem).await?
+            };
+            opened.push(StoredSigningKey { private_pem, ..key });
+        }
+        Ok(opened)
+    }
+
+    async fn insert(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+        let sealed = self.seal(&key.kid, &key.private_pem).await?;
+        self.inner.insert(&StoredSigningKey { private_pem: sealed, ..key.clone() }).await
+    }
+
+    async fn retire(&self, kid: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+        self.inner.retire(kid, at).await
+    }
+
+    async fn delete(&self, kid: &str) -> Result<(), StoreError> {
+        self.inner.delete(kid).await
+    }
+
+    async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
+        let sealed = self.seal(kid, private_pem).await?;
+        self.inner.replace_private_pem(kid, &sealed).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::ports::MockSecretEnvelope;
+
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n";
+
+    #[derive(Debug, Default)]
+    struct MemoryKeys(Mutex<BTreeMap<String, StoredSigningKey>>);
+
+    impl MemoryKeys {
+        fn raw(&self, kid: &str) -> String {
+            self.0.lock().expect("lock").get(kid).map(|k| k.private_pem.clone()).unwrap_or_default()
+        }
+    }
+
+    #[async_trait]
+    impl SigningKeyStore for MemoryKeys {
+        async fn load(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+            Ok(self.0.lock().expect("lock").values().cloned().collect())
+        }
+        async fn insert(&self, key: &StoredSigningKey) -> Result<(), StoreError> {
+            self.0.lock().expect("lock").insert(key.kid.clone(), key.clone());
+            Ok(())
+        }
+        async fn retire(&self, kid: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
+            if let Some(key) = self.0.lock().expect("lock").get_mut(kid) {
+                key.retired_at = Some(at);
+            }
+            Ok(())
+        }
+        async fn delete(&self, kid: &str) -> Result<(), StoreError> {
+            self.0.lock().expect("lock").remove(kid);
+            Ok(())
+        }
+        async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
+            if let Some(key) = self.0.lock().expect("lock").get_mut(kid) {
+                key.private_pem = private_pem.to_owned();
+            }
+            Ok(())
+        }
+    }
+
+    fn key(kid: &str) -> StoredSigningKey {
+        StoredSigningKey {
+            kid: kid.into(),
+            private_pem: PEM.into(),
+            created_at: Utc::now(),
+            retired_at: None,
+        }
+    }
+
+    /// A stand-in envelope: "sealing" reverses the bytes and appends the context, so a context
+    /// mismatch is visible, like with a real AEAD.
+    fn reversing_envelope() -> MockSecretEnvelope {
+        let mut envelope = MockSecretEnvelope::new();
+        envelope.expect_wrapping_key().return_const("test key".to_owned());
+        envelope.expect_seal().returning(|plain, context| {
+            let mut sealed: Vec<u8> = plain.iter().rev().copied().collect();
+            sealed.extend(format!("|{:?}", context.pairs()).bytes());
+            Ok(sealed)
+        });
+        envelope.expect_open().returning(|sealed, context| {
+            let suffix = format!("|{:?}", context.pairs());
+            let body = sealed
+                .strip_suffix(suffix.as_bytes())
+                .ok_or_else(|| EnvelopeError::Refused("context mismatch".into()))?;
+            Ok(body.iter().rev().copied().collect())
+        });
+        envelope
+    }
+
+    #[tokio::test]
+    async fn keys_are_sealed_in_the_store_and_read_back_plain() {
+        let raw = Arc::new(MemoryKeys::default());
+        let sealed = SealedSigningKeyStore::new(raw.clone(), Arc::new(reversing_envelope()));
+        sealed.insert(&key("k1")).await.expect("insert");
+        let stored = raw.raw("k1");
+        assert!(stored.starts_with("sealed:") && !stored.contains("BEGIN"), "{stored}");
+        assert_eq!(
+            sealed.load().await.expect("load"),
+            [key("k1")]
+                .map(|k| StoredSigningKey { created_at: raw.0.lock().expect("lock")["k1"].created_at, ..k })
+        );
+    }
+
+    #[tokio::test]
+    async fn plain_keys_are_migrated_on_load() {
+        let raw = Arc::new(MemoryKeys::default());
+        raw.insert(&key("old")).await.expect("plain insert");
+        let sealed = SealedSigningKeyStore::new(raw.clone(), Arc::new(reversing_envelope()));
+        let loaded = sealed.load().await.expect("load");
+        assert_eq!(loaded.first().map(|k| k.private_pem.as_str()), Some(PEM));
+        assert!(raw.raw("old").starts_with("sealed:"), "written back sealed");
+        assert_eq!(sealed.load().await.expect("second load")[0].private_pem, PEM, "and it opens");
+    }
+
+    #[tokio::test]
+    async fn an_envelope_moved_to_another_row_does_not_open() {
+        let raw = Arc::new(MemoryKeys::default());
+        let sealed = SealedSigningKeyStore::new(raw.clone(), Arc::new(reversing_envelope()));
+        sealed.insert(&key("a")).await.expect("insert");
+        raw.insert(&StoredSigningKey { private_pem: raw.raw("a"), ..key("b") }).await.expect("copy");
+        let error = sealed.load().await.expect_err("refused").to_string();
+        assert!(error.contains("signing key b cannot be opened with test key"), "{error}");
+        assert!(matches!(sealed.load().await, Err(StoreError::Internal(_))), "not a transient failure");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_key_service_is_a_transient_failure_naming_the_key() {
+        let raw = Arc::new(MemoryKeys::default());
+        raw.insert(&StoredSigningKey { private_pem: "sealed:AAAA".into(), ..key("k") }).await.expect("raw");
+        let mut envelope = MockSecretEnvelope::new();
+        envelope.expect_wrapping_key().return_const("KMS key alias/x".to_owned());
+        envelope.expect_open().returning(|_, _| Err(EnvelopeError::Unavailable("connection refused".into())));
+        let sealed = SealedSigningKeyStore::new(raw, Arc::new(envelope));
+        match sealed.load().await {
+            Err(StoreError::Unavailable(message)) => {
+                assert!(
+                    message.contains("signing key k") && message.contains("KMS key alias/x"),
+                    "{message}"
+                );
+            }
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn values_that_are_neither_pem_nor_sealed_are_refused() {
+        let raw = Arc::new(MemoryKeys::default());
+        raw.insert(&StoredSigningKey { private_pem: "garbage".into(), ..key("k") }).await.expect("raw");
+        let sealed = SealedSigningKeyStore::new(raw, Arc::new(reversing_envelope()));
+        let error = sealed.load().await.expect_err("refused").to_string();
+        assert!(error.contains("not a sealed envelope"), "{error}");
+    }
+}
