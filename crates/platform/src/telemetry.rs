@@ -2,6 +2,8 @@
 //! shippers can index fields (request id, status, latency) without parsing prose. Logs go to stderr,
 //! keeping stdout for what a binary prints for people (galley's URLs).
 
+use std::net::SocketAddr;
+
 use serde::Deserialize;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -23,11 +25,34 @@ pub struct TelemetrySettings {
     pub format: LogFormat,
     /// An `EnvFilter` directive; `RUST_LOG`, when set, wins.
     pub filter: String,
+    /// Record metrics and serve `GET /metrics` (`GALLEY__TELEMETRY__METRICS`); on by default. Off,
+    /// every handle is a no-op: the switch exists to measure what measuring costs.
+    pub metrics: bool,
+    /// Serve `GET /metrics` on this address instead of the service's own router
+    /// (`GALLEY__TELEMETRY__METRICS_BIND`), so metrics need not be reachable where the API is.
+    pub metrics_bind: Option<SocketAddr>,
+    /// `[telemetry.otlp]`: trace export.
+    pub otlp: OtlpSettings,
+}
+
+/// `[telemetry.otlp]`: traces are off unless `endpoint` is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct OtlpSettings {
+    /// Base URL of an OTLP/HTTP collector, e.g. `http://127.0.0.1:4318`; `/v1/traces` is appended
+    /// (`GALLEY__TELEMETRY__OTLP__ENDPOINT`).
+    pub endpoint: Option<String>,
 }
 
 impl Default for TelemetrySettings {
     fn default() -> Self {
-        Self { format: LogFormat::Pretty, filter: "info,tower_http=info,sqlx=warn".to_owned() }
+        Self {
+            format: LogFormat::Pretty,
+            filter: "info,tower_http=info,sqlx=warn".to_owned(),
+            metrics: true,
+            metrics_bind: None,
+            otlp: OtlpSettings::default(),
+        }
     }
 }
 

@@ -10,11 +10,14 @@
 //!   user with [`open_bus_with`]).
 //! - [`secrets`]: `secrets.backend` → static secrets layered into configuration (Vault KV), and the
 //!   process's session with Vault.
+//! - [`telemetry`]: measuring decorators around the cache and the bus ([`telemetry::MeteredCache`],
+//!   [`telemetry::MeteredBus`]).
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
 //! crates never see it.
 
 pub mod secrets;
+pub mod telemetry;
 
 use std::sync::Arc;
 

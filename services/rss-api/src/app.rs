@@ -8,11 +8,11 @@ use axum::Router;
 
 use galley_auth0::{IdentityProviderKind, auth0_verifier};
 use galley_crypto::{JwtVerifier, RemoteJwks};
-use galley_http_kit::{AuthConfig, HttpContext, Throttle, process_router};
+use galley_http_kit::{AuthConfig, HttpContext, MetricsEndpoint, Throttle, process_router};
 use galley_identity::TokenAuthenticator;
 use galley_kernel::{Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
-use galley_platform::{HealthCheck, HttpSettings, LimitsSettings, Localizer, Shutdown};
+use galley_platform::{BuildInfo, HealthCheck, HttpSettings, LimitsSettings, Localizer, Metrics, Shutdown};
 use galley_rss::FetchRequests;
 use galley_wiring::secrets::Secrets;
 use galley_wiring::{CacheAdapters, DocumentStore, open_bus_with};
@@ -111,6 +111,7 @@ pub struct Application {
     store: DocumentStore,
     module: RssModule,
     sweep: SweepSettings,
+    metrics: MetricsEndpoint,
 }
 
 impl Application {
@@ -150,6 +151,11 @@ impl Application {
             Some(bus) => bus,
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
+        let metrics = Metrics::from_settings(
+            settings.telemetry.metrics,
+            BuildInfo { service: "rss-api", version: env!("CARGO_PKG_VERSION") },
+        );
+        let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
         let store = DocumentStore::open(&settings.store).await?;
         let verifier = verifier(&settings.identity, Arc::clone(&clock))?;
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
@@ -164,9 +170,10 @@ impl Application {
         let localizer = Arc::new(localizer()?);
         let mut module = RssModule::new(&store, bus, auth, Arc::clone(&localizer), clock, &settings.limits)?;
         module.health_checks.extend(secrets.health_check());
-        let context = HttpContext { localizer, settings: settings.http.clone() };
+        let endpoint = MetricsEndpoint::bind(&metrics, &settings.telemetry).await?;
+        let context = HttpContext { localizer, settings: settings.http.clone(), metrics };
         let router = process_router(
-            module.router.clone(),
+            module.router.clone().merge(endpoint.routes()),
             module.health_checks.clone(),
             module.openapi.clone(),
             context,
@@ -174,7 +181,20 @@ impl Application {
         let listener = TcpListener::bind(settings.http.bind)
             .await
             .with_context(|| format!("binding {}", settings.http.bind))?;
-        Ok(Self { listener, router, http: settings.http, store, module, sweep: settings.rss.sweep })
+        Ok(Self {
+            listener,
+            router,
+            http: settings.http,
+            store,
+            module,
+            sweep: settings.rss.sweep,
+            metrics: endpoint,
+        })
+    }
+
+    /// Where `GET /metrics` is served when `telemetry.metrics_bind` moves it off the API's address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.local_addr()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -185,8 +205,10 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let replies = self.module.spawn_reply_listener(shutdown.clone());
         let sweeper = self.module.spawn_sweeper(self.sweep.clone(), shutdown.clone());
+        let metrics = self.metrics.spawn(shutdown.clone());
         let result =
             galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await;
+        metrics.abort();
         replies.abort();
         sweeper.abort();
         self.store.close().await;

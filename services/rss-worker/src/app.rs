@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use galley_http_fetch::HttpFeedFetcher;
-use galley_http_kit::{HttpContext, process_router};
+use galley_http_kit::{HttpContext, MetricsEndpoint, process_router};
 use galley_kernel::{Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
-use galley_platform::{HealthCheck, HttpSettings, Localizer, Shutdown};
+use galley_platform::{BuildInfo, HealthCheck, HttpSettings, Localizer, Metrics, Shutdown};
 use galley_rss::fetch::FeedFetcher;
 use galley_rss::ingest::IngestionPorts;
 use galley_rss::{FeedIngestion, RetryPolicy};
@@ -18,6 +18,7 @@ use galley_wiring::{DocumentStore, open_bus_with};
 use tokio::net::TcpListener;
 
 use crate::settings::Settings;
+use crate::telemetry::{MeteredFetcher, WorkerMetrics};
 use crate::worker::{Worker, WorkerSettings};
 
 /// The ingestion use case on the document store.
@@ -44,11 +45,25 @@ pub fn worker(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Worker> {
-    let fetcher =
+    metered_worker(store, bus, settings, clock, &Metrics::disabled())
+}
+
+/// As [`worker`], measuring fetches, job states and entries into `metrics` (the bus is measured
+/// where it is opened).
+pub fn metered_worker(
+    store: &DocumentStore,
+    bus: Arc<dyn MessageBus>,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    metrics: &Metrics,
+) -> anyhow::Result<Worker> {
+    let fetcher: Arc<dyn FeedFetcher> =
         Arc::new(HttpFeedFetcher::new(settings.fetch.clone()).context("building the feed fetcher")?);
+    let fetcher = MeteredFetcher::wrap(fetcher, metrics);
     let ingestion = ingestion(store, fetcher, clock, settings.retry.policy());
     Ok(Worker::new(bus, ingestion, WorkerSettings { ..settings.worker.clone() })
-        .with_shutdown_grace(settings.http.shutdown_grace))
+        .with_shutdown_grace(settings.http.shutdown_grace)
+        .with_metrics(WorkerMetrics::new(metrics)))
 }
 
 /// The standalone rss-worker process: the worker plus `/health/live` and `/health/ready`.
@@ -59,6 +74,7 @@ pub struct Application {
     http: HttpSettings,
     store: DocumentStore,
     worker: Worker,
+    metrics: MetricsEndpoint,
 }
 
 impl Application {
@@ -87,19 +103,30 @@ impl Application {
             Some(bus) => bus,
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
+        let metrics = Metrics::from_settings(
+            settings.telemetry.metrics,
+            BuildInfo { service: "rss-worker", version: env!("CARGO_PKG_VERSION") },
+        );
+        let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
         let store = DocumentStore::open(&settings.store).await?;
-        let worker = worker(&store, Arc::clone(&bus), &settings, Arc::new(SystemClock))?;
+        let worker = metered_worker(&store, Arc::clone(&bus), &settings, Arc::new(SystemClock), &metrics)?;
         let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::clone(&store.health), Arc::new(BusHealth(bus))];
         checks.extend(secrets.health_check());
         let localizer =
             Localizer::builder().add_resources(&galley_platform::i18n::PLATFORM_RESOURCES).build()?;
-        let context = HttpContext { localizer: Arc::new(localizer), settings: settings.http.clone() };
-        let router =
-            process_router(Router::new(), checks, utoipa::openapi::OpenApiBuilder::new().build(), context);
+        let endpoint = MetricsEndpoint::bind(&metrics, &settings.telemetry).await?;
+        let context =
+            HttpContext { localizer: Arc::new(localizer), settings: settings.http.clone(), metrics };
+        let router = process_router(
+            endpoint.routes(),
+            checks,
+            utoipa::openapi::OpenApiBuilder::new().build(),
+            context,
+        );
         let listener = TcpListener::bind(settings.http.bind)
             .await
             .with_context(|| format!("binding {}", settings.http.bind))?;
-        Ok(Self { listener, router, http: settings.http, store, worker })
+        Ok(Self { listener, router, http: settings.http, store, worker, metrics: endpoint })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -110,7 +137,9 @@ impl Application {
     /// when `http.shutdown_grace` runs out), closes the store.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let metrics = self.metrics.spawn(shutdown.clone());
         galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await?;
+        metrics.abort();
         worker.await.context("worker task")??;
         self.store.close().await;
         Ok(())
