@@ -70,7 +70,39 @@ async fn red_metrics_count_each_request_by_route_template_and_status() {
     let put = app.as_user(Method::PUT, &format!("/recipes/{id}"), &user).send().await.expect("sent");
     assert!(put.status().is_client_error(), "a PUT without a body fails: {}", put.status());
 
+    assert_eq!(app.sign_in("metricscook", "wrong password!").await.status(), 401);
     let scrape = scrape(&app.client, &app.url("/metrics")).await;
+
+    // Sign-in outcomes, the cache in front of the reads, the Argon2 pool.
+    let outcome = |value: &str| {
+        samples(&scrape, "galley_auth_sign_ins_total")
+            .into_iter()
+            .filter(|s| label(s, "outcome").as_deref() == Some(value))
+            .map(number)
+            .sum::<f64>()
+    };
+    assert_eq!((outcome("success"), outcome("invalid_credentials"), outcome("locked_out")), (1.0, 1.0, 0.0));
+    let cache = |result: &str| {
+        samples(&scrape, "galley_cache_operations_total")
+            .into_iter()
+            .filter(|s| {
+                label(s, "operation").as_deref() == Some("get")
+                    && label(s, "result").as_deref() == Some(result)
+            })
+            .map(number)
+            .sum::<f64>()
+    };
+    assert!(cache("miss") >= 1.0, "the first read of the recipe misses");
+    assert!(cache("hit") >= 1.0, "the second read of the recipe hits");
+    let waits = samples(&scrape, "galley_auth_hashing_wait_seconds");
+    let PrometheusValue::Histogram(waits) = &waits.first().expect("hashing waits").value else {
+        panic!("histogram")
+    };
+    assert_eq!(waits.count, Some(4), "the start-up dummy hash, the sign-up hash, two sign-in verifications");
+    assert_eq!(
+        samples(&scrape, "galley_auth_hashing_queued").iter().map(|s| number(s)).collect::<Vec<_>>(),
+        [0.0]
+    );
 
     assert_eq!(requests(&scrape, "POST", "/recipes", "201"), 1.0, "exactly one 201 on POST /recipes");
     assert_eq!(requests(&scrape, "POST", "/auth/signup", "201"), 1.0);
