@@ -39,4 +39,4 @@ pub use secrets::{
     load_settings_layered,
 };
 pub use shutdown::Shutdown;
-pub use telemetry::{LogFormat, OtlpSettings, TelemetrySettings};
+pub use telemetry::{LogFormat, OtlpSettings, TelemetryGuard, TelemetrySettings};

@@ -56,15 +56,28 @@ impl Default for TelemetrySettings {
     }
 }
 
-/// Installs the global subscriber. Calling it again (as tests do) keeps the first one.
-pub fn init(settings: &TelemetrySettings) {
+/// Keeps the non-blocking log writer's background thread alive: hold it for the life of the process
+/// (in `main`); dropping it flushes what is still buffered. Returned rather than stored in a static,
+/// since the project keeps no state in globals.
+#[must_use = "dropping the guard stops the log writer"]
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+/// Installs the global subscriber, writing through a non-blocking writer so a slow stderr (a full
+/// pipe, a stalled log shipper) never stalls a request: lines go to a bounded queue drained by one
+/// thread; when the queue is full, lines are dropped rather than waited for (lossy, the
+/// `tracing-appender` default). Calling it again (as tests do) keeps the first subscriber.
+pub fn init(settings: &TelemetrySettings) -> TelemetryGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let registry = tracing_subscriber::registry().with(filter);
     let result = match settings.format {
         LogFormat::Pretty => {
-            registry.with(tracing_subscriber::fmt::layer().compact().with_writer(std::io::stderr)).try_init()
+            registry.with(tracing_subscriber::fmt::layer().compact().with_writer(writer)).try_init()
         }
         LogFormat::Json => registry
             .with(
@@ -72,11 +85,14 @@ pub fn init(settings: &TelemetrySettings) {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
-                    .with_writer(std::io::stderr),
+                    .with_span_list(false)
+                    .with_writer(writer),
             )
             .try_init(),
     };
     if result.is_err() {
         tracing::debug!("tracing subscriber already installed");
+        return TelemetryGuard { _writer: None };
     }
+    TelemetryGuard { _writer: Some(guard) }
 }
