@@ -47,8 +47,11 @@ struct Inner {
     in_flight: Gauge,
     /// (method, status) → route template → handles. Keyed so a lookup borrows: the method label is
     /// static, the route is looked up by `&str`.
-    handles: RwLock<HashMap<(&'static str, u16), HashMap<Box<str>, RouteHandles>>>,
+    handles: RwLock<HandlesByRoute>,
 }
+
+/// (method label, status) → route template → handles.
+type HandlesByRoute = HashMap<(&'static str, u16), HashMap<Box<str>, RouteHandles>>;
 
 #[derive(Debug, Clone)]
 struct RouteHandles {

@@ -213,7 +213,9 @@ mod tests {
         let first = Metrics::new(BUILD);
         let second = Metrics::new(BUILD);
         first.counter("galley_things_total", &[("kind", "a".into())]).increment(2);
-        first.clone().counter("galley_things_total", &[("kind", "a".into())]).increment(1);
+        let clone = first.clone();
+        clone.counter("galley_things_total", &[("kind", "a".into())]).increment(1);
+        drop(clone);
         let rendered = first.render().expect("enabled");
         assert!(rendered.contains("galley_things_total{kind=\"a\"} 3"), "{rendered}");
         assert!(!second.render().expect("enabled").contains("galley_things_total"));
