@@ -3,6 +3,7 @@
 # a fresh machine. Everything stays on loopback:
 #   - redis-server: the pre-started Redis on 127.0.0.1:6379 (or GALLEY_TEST_REDIS_URL), and private
 #     instances the tests start and kill on free ports;
+#   - prometheus (optional): promtool, to check deploy/observability/;
 #   - rabbitmq-server: the broker on 127.0.0.1:5672 (or GALLEY_TEST_RABBITMQ_URL), and private nodes the
 #     failure drills start, restart and stop on free ports.
 # Missing packages are installed from Debian's archive when we are root (or can sudo); otherwise the
@@ -44,6 +45,14 @@ wait_for_port() { # wait_for_port PORT SECONDS NAME
 
 ensure_package redis-server redis-server
 ensure_package rabbitmq-server rabbitmq-server
+# promtool (Debian `prometheus`, ~25 s to install) checks deploy/observability/; optional: the test
+# that uses it says SKIPPED when it is missing, so a failed install does not stop the suite.
+if ! command -v promtool >/dev/null 2>&1; then
+  say "promtool is missing; installing the Debian package prometheus (optional)"
+  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq || true; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
+    || say "could not install prometheus; the promtool checks will be skipped"
+fi
 
 if [ -z "${GALLEY_TEST_REDIS_URL:-}" ] && ! listening 6379; then
   say "no Redis on 127.0.0.1:6379; starting one (keeps nothing on disk)"

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
-use galley_http_kit::{HttpContext, process_router};
+use galley_http_kit::{HttpContext, MetricsEndpoint, process_router};
 use galley_kernel::{Clock, SystemClock};
 use galley_messaging::{InProcessBus, MessageBus};
-use galley_platform::{HealthCheck, Localizer, Shutdown};
+use galley_platform::{BuildInfo, HealthCheck, Localizer, Metrics, Shutdown};
 use galley_wiring::secrets::Secrets;
 use recipes_api::RecipesModule;
 use recipes_api::app::{Infrastructure, issuer_for};
@@ -51,6 +51,7 @@ pub struct Application {
     rss: RssModule,
     worker: Worker,
     settings: Settings,
+    metrics: MetricsEndpoint,
 }
 
 impl std::fmt::Debug for Application {
@@ -82,18 +83,25 @@ impl Application {
             TcpListener::bind(http.bind).await.with_context(|| format!("binding {}", http.bind))?;
         let issuer = issuer_for(&settings.recipes.identity, listener.local_addr()?);
 
+        // One registry for the process: every service's families on one `/metrics`.
+        let metrics = Metrics::from_settings(
+            settings.recipes.telemetry.metrics,
+            BuildInfo { service: "galley", version: env!("CARGO_PKG_VERSION") },
+        );
         let infrastructure = Infrastructure::open_with_secrets(
             &settings.recipes.store,
             &settings.recipes.cache,
             Arc::clone(&clock),
             secrets,
         )
-        .await?;
+        .await?
+        .instrumented(&metrics);
         let recipes = RecipesModule::new(&infrastructure, &settings.recipes, issuer).await?;
         seed_on_first_start(&recipes, &settings.data_dir).await?;
 
         let localizer = Arc::new(localizer()?);
-        let bus: Arc<dyn MessageBus> = Arc::new(InProcessBus::new());
+        let bus: Arc<dyn MessageBus> =
+            galley_wiring::telemetry::MeteredBus::wrap(Arc::new(InProcessBus::new()), &metrics);
         // One `[limits]` section for the process: the same throttles as the standalone services.
         // One cache for the process: the worker's writes invalidate rss-api's pages of entries in it.
         let entries_cache = rss_api::app::EntriesCache {
@@ -110,12 +118,13 @@ impl Application {
             &settings.recipes.limits,
         )?;
         // The worker shares the process's cache, so stored entries invalidate rss-api's pages at once.
-        let worker = rss_worker::app::worker(
+        let worker = rss_worker::app::metered_worker(
             &infrastructure.store,
             Some(Arc::clone(&infrastructure.cache)),
             bus,
             &settings.worker,
             Arc::clone(&clock),
+            &metrics,
         )?;
 
         let mut openapi = recipes.openapi;
@@ -126,10 +135,16 @@ impl Application {
             .chain(rss.health_checks.iter().filter(|c| c.name() == "bus").cloned())
             .chain(secrets.health_check())
             .collect();
-        let context = HttpContext { localizer, settings: http };
-        let router =
-            process_router(recipes.router.merge(rss.router.clone()), health_checks, openapi, context);
-        Ok(Self { listener, router, infrastructure, rss, worker, settings })
+        let endpoint = MetricsEndpoint::bind(&metrics, &settings.recipes.telemetry).await?;
+        let context = HttpContext { localizer, settings: http, metrics };
+        let routes = recipes.router.merge(rss.router.clone()).merge(endpoint.routes());
+        let router = process_router(routes, health_checks, openapi, context);
+        Ok(Self { listener, router, infrastructure, rss, worker, settings, metrics: endpoint })
+    }
+
+    /// Where `GET /metrics` is served when `telemetry.metrics_bind` moves it off the API's address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.local_addr()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -144,8 +159,10 @@ impl Application {
         // jobs over again after a restart.
         let sweeper = self.rss.spawn_sweeper(rss_api::settings::SweepSettings::default(), shutdown.clone());
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let metrics = self.metrics.spawn(shutdown.clone());
         let grace = self.settings.recipes.http.shutdown_grace;
         galley_http_kit::serve(self.listener, self.router, shutdown, grace).await?;
+        metrics.abort();
         worker.await.context("worker task")??;
         replies.abort();
         sweeper.abort();

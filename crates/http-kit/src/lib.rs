@@ -6,6 +6,7 @@
 //!   panic catching, body limit) and the 404/405 fallbacks.
 //! - [`json`]: `JsonBody<T>`, a JSON extractor whose failures are localized problems (400/413/415/422).
 //! - [`query`]: strict, bounded query-string parsing that reports unknown and malformed parameters.
+//! - [`metrics`]: HTTP RED metrics (by route template) and the `GET /metrics` endpoint.
 //! - [`locale`]: the negotiated locale as an extractor.
 //! - [`health`]: `/health/live` and `/health/ready`.
 //! - [`serve`]: serving a router with graceful shutdown.
@@ -22,6 +23,7 @@ pub mod etag;
 pub mod health;
 pub mod json;
 pub mod locale;
+pub mod metrics;
 pub mod problem;
 pub mod query;
 pub mod read_cache;
@@ -33,6 +35,7 @@ pub use auth::{AuthConfig, Authenticated};
 pub use client::ClientInfo;
 pub use json::JsonBody;
 pub use locale::RequestLocale;
+pub use metrics::{HttpMetrics, MetricsEndpoint};
 pub use problem::Problem;
 pub use query::QueryParams;
 pub use serve::serve;

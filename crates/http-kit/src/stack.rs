@@ -1,5 +1,7 @@
 //! The middleware stack every Galley API runs behind, outermost first:
 //!
+//! 0. metrics: requests by method, route template and status, their durations, requests in flight
+//!    ([`crate::metrics`]; outermost, so timeouts, panics and oversized bodies are counted too);
 //! 1. request id: reuse the client's `x-request-id` or mint one ([`RequestIds`]: a random
 //!    per-process prefix and a counter, no system call per request), and echo it on the response;
 //! 2. tracing: one span per request carrying method, path and request id, so every log line of the
@@ -21,7 +23,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use galley_platform::{HealthCheck, HttpSettings, Locale, Localizer};
+use galley_platform::{HealthCheck, HttpSettings, Locale, Localizer, Metrics};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -31,15 +33,18 @@ use tracing::Level;
 
 use crate::client::ClientInfo;
 use crate::locale::RequestLocale;
+use crate::metrics::{HttpMetrics, record_request};
 use crate::problem::{self, Problem, RequestContext};
 
 const REQUEST_ID: &str = "x-request-id";
 
-/// What the shared layers need: the message catalogue and the HTTP limits.
+/// What the shared layers need: the message catalogue, the HTTP limits and the process's metrics.
 #[derive(Debug, Clone)]
 pub struct HttpContext {
     pub localizer: Arc<Localizer>,
     pub settings: HttpSettings,
+    /// Where the HTTP RED metrics go ([`Metrics::disabled`] records nothing).
+    pub metrics: Metrics,
 }
 
 /// Mints request ids: `<16 hex digits, random per process>-<counter>`, unique within the process
@@ -91,8 +96,10 @@ pub fn process_router(
 pub fn with_standard_layers(router: Router, context: HttpContext) -> Router {
     let timeout = context.settings.request_timeout;
     let body_limit = context.settings.body_limit_bytes;
+    let metrics = HttpMetrics::new(&context.metrics);
     router.fallback(route_not_found).layer(
         ServiceBuilder::new()
+            .layer(middleware::from_fn_with_state(metrics, record_request))
             .layer(SetRequestIdLayer::x_request_id(RequestIds::new()))
             .layer(
                 TraceLayer::new_for_http()
@@ -102,10 +109,15 @@ pub fn with_standard_layers(router: Router, context: HttpContext) -> Router {
                             .get(REQUEST_ID)
                             .and_then(|v| v.to_str().ok())
                             .unwrap_or_default();
+                        let route = request
+                            .extensions()
+                            .get::<axum::extract::MatchedPath>()
+                            .map_or(crate::metrics::UNMATCHED_ROUTE, |path| path.as_str());
                         tracing::info_span!(
                             "request",
                             method = %request.method(),
                             path = %request.uri().path(),
+                            route,
                             request_id,
                         )
                     })

@@ -17,7 +17,7 @@ use tower::ServiceExt;
 
 fn context(settings: HttpSettings) -> HttpContext {
     let localizer = Localizer::builder().add_resources(&PLATFORM_RESOURCES).build().expect("catalogue");
-    HttpContext { localizer: Arc::new(localizer), settings }
+    HttpContext { localizer: Arc::new(localizer), settings, metrics: galley_platform::Metrics::disabled() }
 }
 
 async fn panics() -> &'static str {

@@ -108,6 +108,11 @@ impl Delivery {
     pub async fn settle(self, how: Settle) -> Result<(), BusError> {
         self.settlement.settle(how).await
     }
+
+    /// The message and its settlement apart, so a decorator can wrap the settlement (metrics).
+    pub fn into_parts(self) -> (ReceivedMessage, Box<dyn Settlement>) {
+        (self.message, self.settlement)
+    }
 }
 
 /// A consumer's stream of deliveries from one queue.

@@ -9,6 +9,7 @@
 //! - [`secrets`]: the secrets-backend port (static secrets, leased credentials) and the configuration
 //!   layer static secrets arrive in, between the files and the environment.
 //! - [`telemetry`]: tracing set-up, readable locally and JSON in production.
+//! - [`metrics`]: a Prometheus registry per process, without a global recorder ([`Metrics`]).
 //! - [`i18n`]: Project Fluent bundles, locale negotiation (`?locale=`, `Accept-Language` with q-values).
 //! - [`health`]: dependency checks aggregated into a readiness report.
 //! - [`shutdown`]: one cancellation token fired by SIGINT/SIGTERM, shared by every server in the process.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod deployment;
 pub mod health;
 pub mod i18n;
+pub mod metrics;
 pub mod secret;
 pub mod secrets;
 pub mod shutdown;
@@ -30,10 +32,11 @@ pub use config::{KmsSettings, LimitsSettings, SqsSettings, ThrottleSettings};
 pub use deployment::{DeploymentError, Environment};
 pub use health::{HealthCheck, ReadinessReport};
 pub use i18n::{Locale, Localizer, MessageArg};
+pub use metrics::{BuildInfo, Metrics};
 pub use secret::Secret;
 pub use secrets::{
     Credentials, CredentialsFeed, KeyOrigin, Lease, LeaseRenewal, SecretLayer, SecretsBackend, SecretsError,
     load_settings_layered,
 };
 pub use shutdown::Shutdown;
-pub use telemetry::{LogFormat, TelemetrySettings};
+pub use telemetry::{LogFormat, OtlpSettings, TelemetryGuard, TelemetrySettings};

@@ -12,12 +12,15 @@
 //!   directory), and the signing-key store sealed by it.
 //! - [`secrets`]: `secrets.backend` → static secrets layered into configuration (Vault KV), and the
 //!   process's session with Vault.
+//! - [`telemetry`]: measuring decorators around the cache and the bus ([`telemetry::MeteredCache`],
+//!   [`telemetry::MeteredBus`]).
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
 //! crates never see it.
 
 pub mod at_rest;
 pub mod secrets;
+pub mod telemetry;
 
 use std::sync::Arc;
 

@@ -9,14 +9,16 @@ use axum::Router;
 
 use galley_auth0::{Auth0IdentityProvider, Auth0Ports, IdentityProviderKind, auth0_verifier};
 use galley_crypto::{AesGcmSealer, Argon2Hasher, JwtAuthority, KeyPolicy, KeyRing};
-use galley_http_kit::{AuthConfig, HttpContext, process_router};
+use galley_http_kit::{AuthConfig, HttpContext, MetricsEndpoint, process_router};
 use galley_identity::provider::BuiltinPorts;
 use galley_identity::{
     AttemptTracker, AuthService, BuiltinIdentityProvider, IssuerConfig, LockoutPolicy, RevocationList,
     SecretSealer, SigningKeyStore, TokenLifetimes,
 };
 use galley_kernel::{Cache, Clock, SystemClock};
-use galley_platform::{CacheSettings, HealthCheck, HttpSettings, Localizer, Shutdown, StoreSettings};
+use galley_platform::{
+    BuildInfo, CacheSettings, HealthCheck, HttpSettings, Localizer, Metrics, Shutdown, StoreSettings,
+};
 use galley_recipes::RecipeService;
 use galley_wiring::secrets::Secrets;
 
@@ -56,6 +58,9 @@ pub struct Infrastructure {
     /// Failed sign-in counters (same backend as the cache).
     pub attempts: Arc<dyn AttemptTracker>,
     pub clock: Arc<dyn Clock>,
+    /// Where the modules built on this infrastructure measure (disabled until
+    /// [`Infrastructure::instrumented`]).
+    pub metrics: Metrics,
 }
 
 impl Infrastructure {
@@ -81,7 +86,16 @@ impl Infrastructure {
         let credentials = secrets.cache_credentials().await?;
         let CacheAdapters { cache, revocations, attempts } =
             CacheAdapters::open_with(cache, Arc::clone(&clock), credentials).await?;
-        Ok(Self { store, cache, revocations, attempts, clock })
+        Ok(Self { store, cache, revocations, attempts, clock, metrics: Metrics::disabled() })
+    }
+
+    /// Measures into `metrics`: the cache's hits, misses and errors here, sign-in outcomes and the
+    /// hashing pool in the modules built on it.
+    #[must_use]
+    pub fn instrumented(mut self, metrics: &Metrics) -> Self {
+        self.cache = galley_wiring::telemetry::MeteredCache::wrap(self.cache, metrics);
+        self.metrics = metrics.clone();
+        self
     }
 }
 
@@ -216,6 +230,7 @@ fn auth0_identity(
         issuer,
         cookie_key: galley_http_kit::auth::cookie_key(settings.cookie_key.as_ref())?,
         cookie_max_age: settings.refresh_token_ttl,
+        sign_ins: crate::telemetry::SignInMetrics::new(&infrastructure.metrics),
     })
 }
 
@@ -248,7 +263,10 @@ async fn builtin_identity(
         users: Arc::clone(&infrastructure.store.users),
         refresh_tokens: Arc::clone(&infrastructure.store.refresh_tokens),
         revocations: Arc::clone(&infrastructure.revocations),
-        hasher: Arc::new(Argon2Hasher::new(settings.argon2)?),
+        hasher: Arc::new(
+            Argon2Hasher::new(settings.argon2)?
+                .with_metrics(crate::telemetry::hashing_pool(&infrastructure.metrics)),
+        ),
         signer: jwt.clone(),
         clock: Arc::clone(&clock),
     };
@@ -269,6 +287,7 @@ async fn builtin_identity(
         issuer,
         cookie_key: galley_http_kit::auth::cookie_key(settings.cookie_key.as_ref())?,
         cookie_max_age: settings.refresh_token_ttl,
+        sign_ins: crate::telemetry::SignInMetrics::new(&infrastructure.metrics),
     })
 }
 
@@ -297,6 +316,7 @@ pub struct Application {
     router: Router,
     http: HttpSettings,
     store: DocumentStore,
+    metrics: MetricsEndpoint,
 }
 
 impl Application {
@@ -321,8 +341,14 @@ impl Application {
             .await
             .with_context(|| format!("binding {}", settings.http.bind))?;
         let issuer = issuer_for(&settings.identity, listener.local_addr()?);
+        let metrics = Metrics::from_settings(
+            settings.telemetry.metrics,
+            BuildInfo { service: "recipes-api", version: env!("CARGO_PKG_VERSION") },
+        );
         let infrastructure =
-            Infrastructure::open_with_secrets(&settings.store, &settings.cache, clock, secrets).await?;
+            Infrastructure::open_with_secrets(&settings.store, &settings.cache, clock, secrets)
+                .await?
+                .instrumented(&metrics);
         let mut module = RecipesModule::new(&infrastructure, &settings, issuer).await?;
         module.health_checks.extend(secrets.health_check());
         if settings.recipes.seed_samples {
@@ -331,9 +357,17 @@ impl Application {
                 tracing::info!(seeded, "stored sample recipes");
             }
         }
-        let context = HttpContext { localizer: Arc::new(localizer()?), settings: settings.http.clone() };
-        let router = process_router(module.router, module.health_checks, module.openapi, context);
-        Ok(Self { listener, router, http: settings.http, store: infrastructure.store })
+        let endpoint = MetricsEndpoint::bind(&metrics, &settings.telemetry).await?;
+        let context =
+            HttpContext { localizer: Arc::new(localizer()?), settings: settings.http.clone(), metrics };
+        let routes = module.router.merge(endpoint.routes());
+        let router = process_router(routes, module.health_checks, module.openapi, context);
+        Ok(Self { listener, router, http: settings.http, store: infrastructure.store, metrics: endpoint })
+    }
+
+    /// Where `GET /metrics` is served when `telemetry.metrics_bind` moves it off the API's address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.local_addr()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -346,8 +380,10 @@ impl Application {
 
     /// Serves until `shutdown` fires and in-flight requests finish, then closes the store.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
+        let metrics = self.metrics.spawn(shutdown.clone());
         let result =
             galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await;
+        metrics.abort();
         self.store.close().await;
         result
     }
@@ -385,7 +421,7 @@ pub async fn load_settings(source: &galley_platform::ConfigSource) -> anyhow::Re
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run recipes-api`.
 pub async fn run_from_config() -> anyhow::Result<()> {
     let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
-    galley_platform::telemetry::init(&settings.telemetry);
+    let _telemetry = galley_platform::telemetry::init(&settings.telemetry);
     secrets.log_origins();
     let application = Application::build_with_secrets(settings, Arc::new(SystemClock), &secrets).await?;
     tracing::info!(address = %application.local_addr()?, "recipes-api listening");

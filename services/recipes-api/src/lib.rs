@@ -5,6 +5,7 @@
 //! - [`app`]: composition root: picks adapters from settings, builds the module (routes, health checks,
 //!   OpenAPI) and the standalone [`app::Application`].
 //! - [`http`]: handlers, request/response models, the API error and the OpenAPI document.
+//! - [`telemetry`]: sign-in outcome metrics, derived from the identity use case's results.
 //! - [`reads`]: the read model: cached, already-encoded answers and the repository decorator that
 //!   invalidates them on every write.
 //!
@@ -14,6 +15,7 @@ pub mod app;
 pub mod http;
 pub mod reads;
 pub mod settings;
+pub mod telemetry;
 
 pub use app::{Application, RecipesModule};
 pub use settings::Settings;

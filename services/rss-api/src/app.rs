@@ -9,11 +9,13 @@ use axum::Router;
 
 use galley_auth0::{IdentityProviderKind, auth0_verifier};
 use galley_crypto::{JwtVerifier, RemoteJwks};
-use galley_http_kit::{AuthConfig, HttpContext, Throttle, process_router};
+use galley_http_kit::{AuthConfig, HttpContext, MetricsEndpoint, Throttle, process_router};
 use galley_identity::TokenAuthenticator;
 use galley_kernel::{Cache, Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
-use galley_platform::{CacheBackend, HealthCheck, HttpSettings, LimitsSettings, Localizer, Shutdown};
+use galley_platform::{
+    BuildInfo, CacheBackend, HealthCheck, HttpSettings, LimitsSettings, Localizer, Metrics, Shutdown,
+};
 use galley_rss::FetchRequests;
 use galley_rss::invalidation::EntriesGeneration;
 use galley_wiring::secrets::Secrets;
@@ -132,6 +134,7 @@ pub struct Application {
     store: DocumentStore,
     module: RssModule,
     sweep: SweepSettings,
+    metrics: MetricsEndpoint,
 }
 
 impl Application {
@@ -171,6 +174,11 @@ impl Application {
             Some(bus) => bus,
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
+        let metrics = Metrics::from_settings(
+            settings.telemetry.metrics,
+            BuildInfo { service: "rss-api", version: env!("CARGO_PKG_VERSION") },
+        );
+        let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
         let store = DocumentStore::open(&settings.store).await?;
         let verifier = verifier(&settings.identity, Arc::clone(&clock))?;
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
@@ -181,8 +189,10 @@ impl Application {
                 .await?;
         let authenticator = TokenAuthenticator::new(Arc::new(verifier), cache_adapters.revocations);
         // Only a shared cache is one the worker's writes invalidate (see `crate::reads`).
-        let entries_cache = (settings.cache.backend == CacheBackend::Redis)
-            .then(|| EntriesCache { cache: cache_adapters.cache, ttl: settings.cache.list_ttl });
+        let entries_cache = (settings.cache.backend == CacheBackend::Redis).then(|| EntriesCache {
+            cache: galley_wiring::telemetry::MeteredCache::wrap(cache_adapters.cache, &metrics),
+            ttl: settings.cache.list_ttl,
+        });
         let auth = AuthConfig {
             authenticator: Arc::new(authenticator),
             cookie_key: galley_http_kit::auth::cookie_key(settings.identity.cookie_key.as_ref())?,
@@ -198,9 +208,10 @@ impl Application {
             &settings.limits,
         )?;
         module.health_checks.extend(secrets.health_check());
-        let context = HttpContext { localizer, settings: settings.http.clone() };
+        let endpoint = MetricsEndpoint::bind(&metrics, &settings.telemetry).await?;
+        let context = HttpContext { localizer, settings: settings.http.clone(), metrics };
         let router = process_router(
-            module.router.clone(),
+            module.router.clone().merge(endpoint.routes()),
             module.health_checks.clone(),
             module.openapi.clone(),
             context,
@@ -208,7 +219,20 @@ impl Application {
         let listener = TcpListener::bind(settings.http.bind)
             .await
             .with_context(|| format!("binding {}", settings.http.bind))?;
-        Ok(Self { listener, router, http: settings.http, store, module, sweep: settings.rss.sweep })
+        Ok(Self {
+            listener,
+            router,
+            http: settings.http,
+            store,
+            module,
+            sweep: settings.rss.sweep,
+            metrics: endpoint,
+        })
+    }
+
+    /// Where `GET /metrics` is served when `telemetry.metrics_bind` moves it off the API's address.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.local_addr()
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -219,8 +243,10 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> std::io::Result<()> {
         let replies = self.module.spawn_reply_listener(shutdown.clone());
         let sweeper = self.module.spawn_sweeper(self.sweep.clone(), shutdown.clone());
+        let metrics = self.metrics.spawn(shutdown.clone());
         let result =
             galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await;
+        metrics.abort();
         replies.abort();
         sweeper.abort();
         self.store.close().await;
@@ -241,7 +267,7 @@ pub async fn load_settings(source: &galley_platform::ConfigSource) -> anyhow::Re
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run rss-api`.
 pub async fn run_from_config() -> anyhow::Result<()> {
     let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
-    galley_platform::telemetry::init(&settings.telemetry);
+    let _telemetry = galley_platform::telemetry::init(&settings.telemetry);
     secrets.log_origins();
     let application = Application::build_with_secrets(settings, Arc::new(SystemClock), &secrets).await?;
     tracing::info!(address = %application.local_addr()?, "rss-api listening");

@@ -6,10 +6,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use galley_http_fetch::HttpFeedFetcher;
-use galley_http_kit::{HttpContext, process_router};
+use galley_http_kit::{HttpContext, MetricsEndpoint, process_router};
 use galley_kernel::{Cache, Clock, SystemClock};
 use galley_messaging::{BusHealth, MessageBus};
-use galley_platform::{CacheBackend, HealthCheck, HttpSettings, Localizer, Shutdown};
+use galley_platform::{BuildInfo, CacheBackend, HealthCheck, HttpSettings, Localizer, Metrics, Shutdown};
 use galley_rss::fetch::FeedFetcher;
 use galley_rss::ingest::IngestionPorts;
 use galley_rss::invalidation::{EntriesGeneration, InvalidatingEntryRepository};
@@ -20,6 +20,7 @@ use galley_wiring::{CacheAdapters, DocumentStore, open_bus_with};
 use tokio::net::TcpListener;
 
 use crate::settings::Settings;
+use crate::telemetry::{MeteredFetcher, WorkerMetrics};
 use crate::worker::{Worker, WorkerSettings};
 
 /// The ingestion use case on the document store. With `entries_cache` — rss-api's cache, shared in one
@@ -57,11 +58,26 @@ pub fn worker(
     settings: &Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Worker> {
-    let fetcher =
+    metered_worker(store, entries_cache, bus, settings, clock, &Metrics::disabled())
+}
+
+/// As [`worker`], measuring fetches, job states and entries into `metrics` (the bus is measured
+/// where it is opened).
+pub fn metered_worker(
+    store: &DocumentStore,
+    entries_cache: Option<Arc<dyn Cache>>,
+    bus: Arc<dyn MessageBus>,
+    settings: &Settings,
+    clock: Arc<dyn Clock>,
+    metrics: &Metrics,
+) -> anyhow::Result<Worker> {
+    let fetcher: Arc<dyn FeedFetcher> =
         Arc::new(HttpFeedFetcher::new(settings.fetch.clone()).context("building the feed fetcher")?);
+    let fetcher = MeteredFetcher::wrap(fetcher, metrics);
     let ingestion = ingestion(store, entries_cache, fetcher, clock, settings.retry.policy());
     Ok(Worker::new(bus, ingestion, WorkerSettings { ..settings.worker.clone() })
-        .with_shutdown_grace(settings.http.shutdown_grace))
+        .with_shutdown_grace(settings.http.shutdown_grace)
+        .with_metrics(WorkerMetrics::new(metrics)))
 }
 
 /// The standalone rss-worker process: the worker plus `/health/live` and `/health/ready`.
@@ -72,6 +88,7 @@ pub struct Application {
     http: HttpSettings,
     store: DocumentStore,
     worker: Worker,
+    metrics: MetricsEndpoint,
 }
 
 impl Application {
@@ -100,6 +117,11 @@ impl Application {
             Some(bus) => bus,
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
+        let metrics = Metrics::from_settings(
+            settings.telemetry.metrics,
+            BuildInfo { service: "rss-worker", version: env!("CARGO_PKG_VERSION") },
+        );
+        let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
         let store = DocumentStore::open(&settings.store).await?;
         // Only a shared cache reaches rss-api; with an in-memory one, rss-api invalidates its pages of
         // entries itself when the job's reply arrives.
@@ -111,18 +133,25 @@ impl Application {
             }
             CacheBackend::Memory => None,
         };
-        let worker = worker(&store, entries_cache, Arc::clone(&bus), &settings, Arc::new(SystemClock))?;
+        let clock = Arc::new(SystemClock);
+        let worker = metered_worker(&store, entries_cache, Arc::clone(&bus), &settings, clock, &metrics)?;
         let mut checks: Vec<Arc<dyn HealthCheck>> = vec![Arc::clone(&store.health), Arc::new(BusHealth(bus))];
         checks.extend(secrets.health_check());
         let localizer =
             Localizer::builder().add_resources(&galley_platform::i18n::PLATFORM_RESOURCES).build()?;
-        let context = HttpContext { localizer: Arc::new(localizer), settings: settings.http.clone() };
-        let router =
-            process_router(Router::new(), checks, utoipa::openapi::OpenApiBuilder::new().build(), context);
+        let endpoint = MetricsEndpoint::bind(&metrics, &settings.telemetry).await?;
+        let context =
+            HttpContext { localizer: Arc::new(localizer), settings: settings.http.clone(), metrics };
+        let router = process_router(
+            endpoint.routes(),
+            checks,
+            utoipa::openapi::OpenApiBuilder::new().build(),
+            context,
+        );
         let listener = TcpListener::bind(settings.http.bind)
             .await
             .with_context(|| format!("binding {}", settings.http.bind))?;
-        Ok(Self { listener, router, http: settings.http, store, worker })
+        Ok(Self { listener, router, http: settings.http, store, worker, metrics: endpoint })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -133,7 +162,9 @@ impl Application {
     /// when `http.shutdown_grace` runs out), closes the store.
     pub async fn run_until_stopped(self, shutdown: Shutdown) -> anyhow::Result<()> {
         let worker = tokio::spawn(self.worker.run(shutdown.clone()));
+        let metrics = self.metrics.spawn(shutdown.clone());
         galley_http_kit::serve(self.listener, self.router, shutdown, self.http.shutdown_grace).await?;
+        metrics.abort();
         worker.await.context("worker task")??;
         self.store.close().await;
         Ok(())
@@ -153,7 +184,7 @@ pub async fn load_settings(source: &galley_platform::ConfigSource) -> anyhow::Re
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run rss-worker`.
 pub async fn run_from_config() -> anyhow::Result<()> {
     let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
-    galley_platform::telemetry::init(&settings.telemetry);
+    let _telemetry = galley_platform::telemetry::init(&settings.telemetry);
     secrets.log_origins();
     let application = Application::build_with_secrets(settings, &secrets).await?;
     tracing::info!(health = %application.local_addr()?, "rss-worker running");

@@ -25,6 +25,7 @@ use serde::Deserialize;
 use tokio::task::JoinSet;
 
 use crate::REQUESTS_QUEUE;
+use crate::telemetry::WorkerMetrics;
 
 /// `[worker]`
 #[derive(Debug, Clone, Deserialize)]
@@ -57,17 +58,31 @@ pub struct Worker {
     ingestion: FeedIngestion,
     settings: WorkerSettings,
     shutdown_grace: Duration,
+    metrics: WorkerMetrics,
 }
 
 impl Worker {
     pub fn new(bus: Arc<dyn MessageBus>, ingestion: FeedIngestion, settings: WorkerSettings) -> Self {
-        Self { bus, ingestion, settings, shutdown_grace: DEFAULT_SHUTDOWN_GRACE }
+        Self {
+            bus,
+            ingestion,
+            settings,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            metrics: WorkerMetrics::default(),
+        }
     }
 
     /// How long deliveries in progress may run on after shutdown before they are handed back.
     #[must_use]
     pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
+        self
+    }
+
+    /// Counts how ingestion ends and the entries it stores (see [`crate::telemetry`]).
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: WorkerMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -130,7 +145,14 @@ impl Worker {
     }
 
     async fn ingest(&self, job_id: JobId, url: &FeedUrl, reply_to: Option<&str>) -> Settle {
-        match self.ingestion.process(job_id, url).await {
+        let outcome = self.ingestion.process(job_id, url).await;
+        match &outcome {
+            Ok(IngestOutcome::Finished(job)) => self.metrics.finished(job),
+            Ok(IngestOutcome::RetryAfter(_)) => self.metrics.retry_scheduled(),
+            Ok(IngestOutcome::UnknownJob) => self.metrics.unknown_job(),
+            Err(_) => self.metrics.error(),
+        }
+        match outcome {
             Ok(IngestOutcome::Finished(job)) => match reply_to {
                 Some(queue) => match self.reply(queue, &job).await {
                     Ok(()) => Settle::Ack,

@@ -24,5 +24,5 @@ pub use envelope::{KeyFileError, LocalKeyFileEnvelope};
 pub use jwks::{JwksIntervals, RemoteJwks};
 pub use jwt::{JwtAuthority, JwtVerifier, OidcIdClaims, VerificationKeys};
 pub use keys::{KeyPolicy, KeyRing};
-pub use password::{Argon2Hasher, Argon2Params};
+pub use password::{Argon2Hasher, Argon2Params, HashingPoolMetrics};
 pub use sealer::AesGcmSealer;

@@ -57,6 +57,35 @@ impl Default for Argon2Params {
 /// What a refused caller is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// What the pool reports (ADR 0026), as plain `metrics` handles so this adapter needs no registry:
+/// callers waiting for a hashing thread, how long they waited, and callers turned away (`Overloaded`).
+/// The default records nothing.
+#[derive(Debug, Clone)]
+pub struct HashingPoolMetrics {
+    pub queued: metrics::Gauge,
+    pub wait_seconds: metrics::Histogram,
+    pub rejected: metrics::Counter,
+}
+
+impl Default for HashingPoolMetrics {
+    fn default() -> Self {
+        Self {
+            queued: metrics::Gauge::noop(),
+            wait_seconds: metrics::Histogram::noop(),
+            rejected: metrics::Counter::noop(),
+        }
+    }
+}
+
+/// Leaves the queue gauge however the wait ends (slot, timeout, caller gone).
+struct Queued<'a>(&'a metrics::Gauge);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
+}
+
 /// A unit of hashing work for the pool's threads.
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -120,14 +149,23 @@ impl HashingPool {
     /// Runs `work` on a hashing thread once a slot is free (see the module docs for the bounds).
     async fn run<T: Send + 'static>(
         &self,
+        metrics: &HashingPoolMetrics,
         work: impl FnOnce() -> Result<T, IdentityError> + Send + 'static,
     ) -> Result<T, IdentityError> {
-        let overloaded = || IdentityError::Overloaded { retry_after: RETRY_AFTER };
+        let overloaded = || {
+            metrics.rejected.increment(1);
+            IdentityError::Overloaded { retry_after: RETRY_AFTER }
+        };
         let admission = Arc::clone(&self.admitted).try_acquire_owned().map_err(|_| overloaded())?;
         // Dropping this future here (the request went away) drops `admission`: the caller leaves the
         // queue and `work` never runs.
-        let slot = tokio::time::timeout(self.max_wait, Arc::clone(&self.running).acquire_owned())
-            .await
+        let waiting_since = std::time::Instant::now();
+        metrics.queued.increment(1.0);
+        let queued = Queued(&metrics.queued);
+        let slot = tokio::time::timeout(self.max_wait, Arc::clone(&self.running).acquire_owned()).await;
+        drop(queued);
+        metrics.wait_seconds.record(waiting_since.elapsed().as_secs_f64());
+        let slot = slot
             .map_err(|_| overloaded())?
             .map_err(|_| IdentityError::Internal("hashing pool closed".into()))?;
         let (result, answer) = tokio::sync::oneshot::channel();
@@ -184,6 +222,7 @@ pub struct Argon2Hasher {
     argon: Argon2<'static>,
     params: Params,
     pool: Arc<HashingPool>,
+    metrics: HashingPoolMetrics,
 }
 
 impl Argon2Hasher {
@@ -199,7 +238,15 @@ impl Argon2Hasher {
             argon: Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone()),
             params,
             pool: Arc::new(pool),
+            metrics: HashingPoolMetrics::default(),
         })
+    }
+
+    /// Reports the pool's queue, waits and refusals through `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: HashingPoolMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -209,7 +256,7 @@ impl PasswordHasher for Argon2Hasher {
         let password = password.expose().to_owned();
         let (argon, params) = (self.argon.clone(), self.params.clone());
         self.pool
-            .run(move || {
+            .run(&self.metrics, move || {
                 let salt = SaltString::generate(&mut OsRng);
                 let output = compute(&argon, &params, password.as_bytes(), salt.as_salt())?;
                 let phc = PasswordHash {
@@ -228,7 +275,7 @@ impl PasswordHasher for Argon2Hasher {
         let password = password.expose().to_owned();
         let hash = hash.to_owned();
         self.pool
-            .run(move || {
+            .run(&self.metrics, move || {
                 let parsed = PasswordHash::new(&hash).map_err(malformed)?;
                 let algorithm = Algorithm::try_from(parsed.algorithm).map_err(malformed)?;
                 let version = parsed.version.map(Version::try_from).transpose().map_err(malformed)?;
@@ -318,7 +365,7 @@ mod tests {
         let flag = Arc::clone(&ran);
         let pool = Arc::clone(pool);
         let task = tokio::spawn(async move {
-            pool.run(move || {
+            pool.run(&HashingPoolMetrics::default(), move || {
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
                 // Bounded: a test that forgets to release fails instead of hanging.
                 let _ = wait.recv_timeout(Duration::from_secs(30));
@@ -348,7 +395,7 @@ mod tests {
         let (queued, queued_task) = held_job(&pool);
         eventually(|| pool.admitted.available_permits() == 0).await;
 
-        let refused = pool.run(|| Ok(())).await;
+        let refused = pool.run(&HashingPoolMetrics::default(), || Ok(())).await;
         assert!(
             matches!(refused, Err(IdentityError::Overloaded { retry_after }) if retry_after == RETRY_AFTER)
         );
@@ -372,7 +419,7 @@ mod tests {
         eventually(|| pool.admitted.available_permits() == 1).await;
         running.release.send(()).expect("release");
         running_task.await.expect("join").expect("finishes");
-        pool.run(|| Ok(())).await.expect("the freed place is usable");
+        pool.run(&HashingPoolMetrics::default(), || Ok(())).await.expect("the freed place is usable");
         assert!(!abandoned.ran.load(std::sync::atomic::Ordering::SeqCst), "a dropped waiter never hashes");
     }
 
@@ -387,7 +434,7 @@ mod tests {
         let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let flag = Arc::clone(&ran);
         let result = pool
-            .run(move || {
+            .run(&HashingPoolMetrics::default(), move || {
                 flag.store(true, std::sync::atomic::Ordering::SeqCst);
                 Ok(())
             })

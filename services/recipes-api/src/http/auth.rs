@@ -31,6 +31,8 @@ pub struct AuthState {
     /// The session cookie's Max-Age: the refresh token's lifetime, since the cookie carries it and must
     /// outlive the access token inside to renew it.
     pub cookie_max_age: Duration,
+    /// Sign-in outcomes (`galley_auth_sign_ins_total`).
+    pub sign_ins: crate::telemetry::SignInMetrics,
 }
 
 impl std::fmt::Debug for AuthState {
@@ -195,8 +197,9 @@ pub async fn sign_in(
     JsonBody(request): JsonBody<SignInRequest>,
 ) -> Result<Response, ApiError> {
     let credentials = Credentials::parse(request.username, request.password.map(Password::new))?;
-    let tokens = state.service.sign_in(&credentials, client.ip).await?;
-    Ok(token_response(&state, tokens, client))
+    let tokens = state.service.sign_in(&credentials, client.ip).await;
+    state.sign_ins.record(&tokens);
+    Ok(token_response(&state, tokens?, client))
 }
 
 /// Exchange a refresh token (from the body, else the session cookie) for new tokens. Refresh tokens

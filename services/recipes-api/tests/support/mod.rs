@@ -35,6 +35,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Arc<ManualClock>,
     pub data_dir: PathBuf,
+    /// The separate metrics listener, with [`AppOptions::separate_metrics_listener`].
+    pub metrics_address: Option<SocketAddr>,
     shutdown: Shutdown,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _data: Option<TempDir>,
@@ -57,6 +59,10 @@ pub struct AppOptions {
     pub provider: Provider,
     /// With `Provider::Auth0`: the grant that signs users in (Galley's default otherwise).
     pub auth0_grant: Option<galley_auth0::settings::Auth0Grant>,
+    /// Serve `GET /metrics` on a listener of its own (`telemetry.metrics_bind`, a free port).
+    pub separate_metrics_listener: bool,
+    /// `telemetry.metrics`; on unless given.
+    pub metrics: Option<bool>,
 }
 
 /// A signed-in test user.
@@ -97,6 +103,10 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         settings.cache.redis.url = url.into();
         settings.cache.redis.prefix = prefix;
     }
+    settings.telemetry.metrics = options.metrics.unwrap_or(true);
+    if options.separate_metrics_listener {
+        settings.telemetry.metrics_bind = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    }
     let clock = ManualClock::new(Utc::now());
     let fake_auth0 = match options.provider {
         Provider::Builtin => None,
@@ -118,6 +128,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
     let application =
         Application::build_with_clock(settings, clock.clone()).await.expect("application builds");
     let address = application.local_addr().expect("bound");
+    let metrics_address = application.metrics_addr();
     let shutdown = Shutdown::new();
     let server = tokio::spawn(application.run_until_stopped(shutdown.clone()));
     let client = reqwest::Client::builder().no_proxy().build().expect("http client");
@@ -127,6 +138,7 @@ pub async fn spawn_app_with(options: AppOptions) -> TestApp {
         client,
         clock,
         data_dir,
+        metrics_address,
         shutdown,
         server: Some(server),
         _data: guard,
