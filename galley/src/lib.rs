@@ -115,8 +115,11 @@ impl Application {
             .chain(secrets.health_check())
             .collect();
         let context = HttpContext { localizer, settings: http };
-        let router =
-            process_router(recipes.router.merge(rss.router.clone()), health_checks, openapi, context);
+        let routes = recipes
+            .router
+            .merge(rss.router.clone())
+            .merge(galley_http_kit::front_door("galley", env!("CARGO_PKG_VERSION")));
+        let router = process_router(routes, health_checks, openapi, context);
         Ok(Self { listener, router, infrastructure, rss, worker, settings })
     }
 

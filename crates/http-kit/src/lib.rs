@@ -13,10 +13,12 @@
 //! - [`client`]: `ClientInfo`, the client's address and TLS, honouring trusted proxies only.
 //! - [`etag`]: `ETag`, and `If-Match` / `If-None-Match` lists read by RFC 9110's rules.
 //! - [`throttle`]: `Throttle`, a request budget per client address (429 + `Retry-After`) for costly routes.
+//! - [`front_door`]: `GET /`, the process's name, version and links, as HTML or JSON.
 
 pub mod auth;
 pub mod client;
 pub mod etag;
+pub mod front_door;
 pub mod health;
 pub mod json;
 pub mod locale;
@@ -28,6 +30,7 @@ pub mod throttle;
 
 pub use auth::{AuthConfig, Authenticated};
 pub use client::ClientInfo;
+pub use front_door::front_door;
 pub use json::JsonBody;
 pub use locale::RequestLocale;
 pub use problem::Problem;

@@ -166,7 +166,7 @@ impl Application {
         module.health_checks.extend(secrets.health_check());
         let context = HttpContext { localizer, settings: settings.http.clone() };
         let router = process_router(
-            module.router.clone(),
+            module.router.clone().merge(galley_http_kit::front_door("rss-api", env!("CARGO_PKG_VERSION"))),
             module.health_checks.clone(),
             module.openapi.clone(),
             context,
