@@ -4,11 +4,15 @@
 #   - redis-server: the pre-started Redis on 127.0.0.1:6379 (or GALLEY_TEST_REDIS_URL), and private
 #     instances the tests start and kill on free ports;
 #   - rabbitmq-server: the broker on 127.0.0.1:5672 (or GALLEY_TEST_RABBITMQ_URL), and private nodes the
-#     failure drills start, restart and stop on free ports.
+#     failure drills start, restart and stop on free ports;
+#   - nginx: the `galley stack` end-to-end test runs a private instance (never the system's) in front of
+#     the services on free ports.
 # Missing packages are installed from Debian's archive when we are root (or can sudo); otherwise the
 # script stops and says exactly what to install. MongoDB is never installed: its suites are opt-in
 # (GALLEY_TEST_MONGODB_URI).
 set -euo pipefail
+# nginx lives in /usr/sbin, which a non-root PATH often lacks.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 say() { echo "test-prerequisites: $*" >&2; }
 
@@ -44,6 +48,7 @@ wait_for_port() { # wait_for_port PORT SECONDS NAME
 
 ensure_package redis-server redis-server
 ensure_package rabbitmq-server rabbitmq-server
+ensure_package nginx nginx
 
 if [ -z "${GALLEY_TEST_REDIS_URL:-}" ] && ! listening 6379; then
   say "no Redis on 127.0.0.1:6379; starting one (keeps nothing on disk)"
