@@ -415,6 +415,8 @@ fn galley_config(state: &StateDir, plan: &Plan, cookie_key: &str) -> String {
         issuer = plan.known_port("recipes-api"),
         cookie = toml_string(cookie_key),
     );
+    // The first recipes-api replica stores the samples into an empty store (the others are told not to).
+    text.push_str("[recipes]\nseed_samples = true\n\n");
     let hosts: Vec<String> = plan.allow_private_hosts.iter().map(|host| toml_string(host)).collect();
     let _ = writeln!(text, "[fetch]\nallow_private_hosts = [{}]", hosts.join(", "));
     text
