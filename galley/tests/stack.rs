@@ -36,7 +36,8 @@ impl Stack {
 
     fn status(&self) -> (bool, Value) {
         let (success, stdout, stderr) = self.galley(&["status", "--json"]);
-        let report = serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("status JSON: {stdout}{stderr}"));
+        let report =
+            serde_json::from_str(&stdout).unwrap_or_else(|_| panic!("status JSON: {stdout}{stderr}"));
         (success, report)
     }
 
@@ -115,7 +116,11 @@ async fn the_stack_serves_every_flow_through_nginx_survives_killed_instances_and
 
 async fn run() {
     let feeds = FixtureServer::start(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
-    let stack = Stack { state: tempfile::tempdir().expect("temp dir"), https_port: free_port(), http_port: free_port() };
+    let stack = Stack {
+        state: tempfile::tempdir().expect("temp dir"),
+        https_port: free_port(),
+        http_port: free_port(),
+    };
     let state: PathBuf = stack.state.path().to_path_buf();
 
     let (initialised, stdout, stderr) = stack.galley(&["init"]);

@@ -137,7 +137,8 @@ mod tests {
 
     #[tokio::test]
     async fn clients_without_a_preference_get_json_with_name_version_and_links() {
-        for accept in [None, Some("*/*"), Some("application/json"), Some("text/html;q=0.5, application/json")] {
+        for accept in [None, Some("*/*"), Some("application/json"), Some("text/html;q=0.5, application/json")]
+        {
             let (status, content_type, body) = get_root(accept).await;
             assert_eq!(status, StatusCode::OK);
             assert!(content_type.starts_with("application/json"), "{accept:?}: {content_type}");

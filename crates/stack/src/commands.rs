@@ -79,33 +79,36 @@ fn cookie_key(state: &StateDir) -> anyhow::Result<String> {
 /// `up`: starts what is not running, in dependency order, each waiting for readiness.
 pub async fn up(state: &StateDir, args: &UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    let plan = prepare(state, |plan| {
-        if let Some(port) = args.https_port {
-            plan.https_port = port;
-        }
-        if let Some(port) = args.http_port {
-            plan.http_port = port;
-        }
-        for entry in &args.replicas {
-            let (name, count) = entry
-                .split_once('=')
-                .with_context(|| format!("--replicas takes NAME=COUNT, not {entry:?}"))?;
-            let component = Component::from_name(name.trim()).filter(|c| c.is_service()).with_context(
-                || format!("--replicas: {name:?} is not a service (recipes-api, rss-api, rss-worker)"),
-            )?;
-            let count: u32 = count.trim().parse().ok().filter(|count| *count >= 1).with_context(
-                || format!("--replicas: {count:?} is not a replica count (1 or more)"),
-            )?;
-            plan.replicas.insert(component.name().to_owned(), count);
-        }
-        if let Some(hosts) = &args.allow_private_hosts {
-            plan.allow_private_hosts = hosts.iter().map(|host| host.trim().to_owned()).collect();
-        }
-        if let Some(uri) = &args.mongodb_uri {
-            plan.mongodb_uri = Some(uri.clone()).filter(|uri| !uri.is_empty());
-        }
-        Ok(())
-    })?;
+    let plan =
+        prepare(state, |plan| {
+            if let Some(port) = args.https_port {
+                plan.https_port = port;
+            }
+            if let Some(port) = args.http_port {
+                plan.http_port = port;
+            }
+            for entry in &args.replicas {
+                let (name, count) = entry
+                    .split_once('=')
+                    .with_context(|| format!("--replicas takes NAME=COUNT, not {entry:?}"))?;
+                let component =
+                    Component::from_name(name.trim()).filter(|c| c.is_service()).with_context(|| {
+                        format!("--replicas: {name:?} is not a service (recipes-api, rss-api, rss-worker)")
+                    })?;
+                let count: u32 =
+                    count.trim().parse().ok().filter(|count| *count >= 1).with_context(|| {
+                        format!("--replicas: {count:?} is not a replica count (1 or more)")
+                    })?;
+                plan.replicas.insert(component.name().to_owned(), count);
+            }
+            if let Some(hosts) = &args.allow_private_hosts {
+                plan.allow_private_hosts = hosts.iter().map(|host| host.trim().to_owned()).collect();
+            }
+            if let Some(uri) = &args.mongodb_uri {
+                plan.mongodb_uri = Some(uri.clone()).filter(|uri| !uri.is_empty());
+            }
+            Ok(())
+        })?;
     let chosen = components::select(&plan, &args.components)?;
     ensure_installed(&chosen, args.install)?;
     stop_unplanned(state, &plan);
@@ -127,7 +130,11 @@ pub async fn up(state: &StateDir, args: &UpArgs) -> anyhow::Result<()> {
         https_url(&plan),
         http_url(&plan)
     ));
-    say(format_args!("  trust the CA: curl --cacert {} {}recipes", state.ca_certificate().display(), https_url(&plan)));
+    say(format_args!(
+        "  trust the CA: curl --cacert {} {}recipes",
+        state.ca_certificate().display(),
+        https_url(&plan)
+    ));
     Ok(())
 }
 
@@ -299,11 +306,15 @@ pub async fn status(state: &StateDir, json: bool) -> anyhow::Result<ExitCode> {
         });
     }
     let all_healthy = lines.iter().all(|line| line.health == "healthy");
-    let report = StatusReport { components: lines, urls: Urls { https: https_url(&plan), http: http_url(&plan) } };
+    let report =
+        StatusReport { components: lines, urls: Urls { https: https_url(&plan), http: http_url(&plan) } };
     if json {
         say(serde_json::to_string_pretty(&report)?);
     } else {
-        say(format_args!("{:<14} {:<8} {:<44} {:<10} {:>9} {:>8}", "COMPONENT", "PID", "ADDRESS", "HEALTH", "UPTIME", "RESTARTS"));
+        say(format_args!(
+            "{:<14} {:<8} {:<44} {:<10} {:>9} {:>8}",
+            "COMPONENT", "PID", "ADDRESS", "HEALTH", "UPTIME", "RESTARTS"
+        ));
         for line in &report.components {
             say(format_args!(
                 "{:<14} {:<8} {:<44} {:<10} {:>9} {:>8}",
@@ -383,7 +394,11 @@ fn stop_instance(state: &StateDir, name: &str, grace: Duration) {
         Stopped::NotRunning => say(format_args!("  {name:<14} was not running")),
         Stopped::Gracefully => say(format_args!("  {name:<14} stopped (pid {})", record.pid)),
         Stopped::Killed => {
-            say(format_args!("  {name:<14} killed after {} s without exiting (pid {})", grace.as_secs(), record.pid));
+            say(format_args!(
+                "  {name:<14} killed after {} s without exiting (pid {})",
+                grace.as_secs(),
+                record.pid
+            ));
         }
     }
 }
@@ -440,7 +455,9 @@ pub async fn debug(state: &StateDir, service: &str) -> anyhow::Result<ExitCode> 
     let plan = state.load_plan()?;
     let instance = Instance::parse(service)
         .filter(|instance| instance.component.is_service() && components::instances(&plan).contains(instance))
-        .with_context(|| format!("{service:?} is not a service of this stack (recipes-api, rss-api, rss-worker)"))?;
+        .with_context(|| {
+            format!("{service:?} is not a service of this stack (recipes-api, rss-api, rss-worker)")
+        })?;
     let name = instance.name();
     stop_instance(state, &name, RESTART_GRACE);
     let spec = components::spec(state, &plan, instance, RunOptions { debug_logs: true })?;

@@ -161,12 +161,19 @@ pub fn missing(components: &[Component]) -> Vec<Prerequisite> {
     let mut missing: Vec<Prerequisite> = components
         .iter()
         .filter(|component| binary(**component).is_none())
-        .filter_map(|component| match component {
-            Component::Redis => Some(("redis-server", "redis-server")),
-            Component::RabbitMq => Some(("rabbitmq-server", "rabbitmq-server")),
-            Component::Nginx => Some(("nginx", "nginx")),
-            _ => None,
-        }.map(|(binary, debian_package)| Prerequisite { component: *component, binary, debian_package }))
+        .filter_map(|component| {
+            match component {
+                Component::Redis => Some(("redis-server", "redis-server")),
+                Component::RabbitMq => Some(("rabbitmq-server", "rabbitmq-server")),
+                Component::Nginx => Some(("nginx", "nginx")),
+                _ => None,
+            }
+            .map(|(binary, debian_package)| Prerequisite {
+                component: *component,
+                binary,
+                debian_package,
+            })
+        })
         .collect();
     missing.dedup_by_key(|prerequisite| prerequisite.component);
     missing
@@ -190,14 +197,17 @@ impl Probe {
         match self {
             Self::Redis(port) => {
                 let port = *port;
-                tokio::task::spawn_blocking(move || tcp_exchange(port, b"PING\r\n", b"+PONG")).await.unwrap_or(false)
+                tokio::task::spawn_blocking(move || tcp_exchange(port, b"PING\r\n", b"+PONG"))
+                    .await
+                    .unwrap_or(false)
             }
             Self::RabbitMq { amqp, management } => {
                 let (amqp, management) = (*amqp, *management);
                 tokio::task::spawn_blocking(move || {
                     // A broker answers the protocol header with `connection.start`, a method frame (type 1).
                     tcp_exchange(amqp, b"AMQP\x00\x00\x09\x01", &[1])
-                        && TcpStream::connect_timeout(&([127, 0, 0, 1], management).into(), PROBE_TIMEOUT).is_ok()
+                        && TcpStream::connect_timeout(&([127, 0, 0, 1], management).into(), PROBE_TIMEOUT)
+                            .is_ok()
                 })
                 .await
                 .unwrap_or(false)
@@ -439,8 +449,15 @@ mod tests {
         assert_eq!(
             names,
             [
-                "redis", "rabbitmq", "recipes-api", "recipes-api-2", "rss-api", "rss-worker",
-                "rss-worker-2", "rss-worker-3", "nginx"
+                "redis",
+                "rabbitmq",
+                "recipes-api",
+                "recipes-api-2",
+                "rss-api",
+                "rss-worker",
+                "rss-worker-2",
+                "rss-worker-3",
+                "nginx"
             ]
         );
         for name in &names {

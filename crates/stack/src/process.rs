@@ -67,9 +67,8 @@ pub fn live_group_members(group: i32, since_ticks: u64) -> Vec<i32> {
         .filter_map(Result::ok)
         .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            ProcStat::read(*pid).is_some_and(|stat| {
-                stat.group == group && !stat.is_dead() && stat.start_ticks >= since_ticks
-            })
+            ProcStat::read(*pid)
+                .is_some_and(|stat| stat.group == group && !stat.is_dead() && stat.start_ticks >= since_ticks)
         })
         .collect()
 }
@@ -216,7 +215,9 @@ mod tests {
         let log = dir.path().join("sh.log");
         let record = spawn_detached(&launch, &log, 0).expect("spawned");
         assert!(is_running(&record));
-        assert!(wait_until(Duration::from_secs(10), || live_group_members(record.pid, record.start_ticks).len() == 2));
+        assert!(wait_until(Duration::from_secs(10), || live_group_members(record.pid, record.start_ticks)
+            .len()
+            == 2));
         assert_eq!(stop(&record, Duration::from_secs(10)), Stopped::Gracefully);
         assert!(!is_running(&record), "a stopped (possibly unreaped) process is dead");
         assert!(live_group_members(record.pid, record.start_ticks).is_empty(), "the whole group is gone");

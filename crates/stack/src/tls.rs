@@ -67,7 +67,8 @@ pub fn write(path: &Path, contents: &str, secret: bool) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true).mode(if secret { 0o600 } else { 0o644 });
     let mut file = options.open(path).with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::write_all(&mut file, contents.as_bytes()).with_context(|| format!("writing {}", path.display()))
+    std::io::Write::write_all(&mut file, contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

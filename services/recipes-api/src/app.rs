@@ -324,7 +324,8 @@ impl Application {
             }
         }
         let context = HttpContext { localizer: Arc::new(localizer()?), settings: settings.http.clone() };
-        let routes = module.router.merge(galley_http_kit::front_door("recipes-api", env!("CARGO_PKG_VERSION")));
+        let routes =
+            module.router.merge(galley_http_kit::front_door("recipes-api", env!("CARGO_PKG_VERSION")));
         let router = process_router(routes, module.health_checks, module.openapi, context);
         Ok(Self { listener, router, http: settings.http, store: infrastructure.store })
     }
