@@ -1,5 +1,5 @@
 //! `galley stack` end to end: `init` + `up` in a temp state directory on free loopback ports (Redis, a
-//! private RabbitMQ node, two recipes-api replicas, rss-api, rss-worker, nginx with TLS), then every
+//! private RabbitMQ node, moto and OpenBao sealed by its KMS, two recipes-api replicas, rss-api, rss-worker, nginx with TLS), then every
 //! flow over HTTPS/2 through nginx with a client that trusts only the generated CA; a worker and a
 //! replica killed and restarted; `down` leaving no process behind. The stack is always brought down by
 //! a drop guard, also when an assertion fails.
@@ -144,13 +144,26 @@ async fn run() {
     ];
     let (up, stdout, stderr) = stack.galley(&up_args);
     assert!(up, "up: {stdout}{stderr}");
+    assert!(stdout.contains("initialised"), "a fresh OpenBao is initialised: {stdout}");
+    assert!(state.join("data/openbao/approles.txt").exists(), "and bootstrapped: {stdout}");
     assert!(stdout.contains("embedded SQLite"), "the shared embedded store is said plainly: {stdout}");
     let (_, stdout, _) = stack.galley(&["up"]);
     assert!(stdout.contains("recipes-api-2  running"), "a second up starts nothing: {stdout}");
 
     let (healthy, report) = stack.status();
     assert!(healthy, "status exits 0 when all is healthy: {report}");
-    for name in ["redis", "rabbitmq", "recipes-api", "recipes-api-2", "rss-api", "rss-worker", "nginx"] {
+    let names = [
+        "redis",
+        "rabbitmq",
+        "moto",
+        "openbao",
+        "recipes-api",
+        "recipes-api-2",
+        "rss-api",
+        "rss-worker",
+        "nginx",
+    ];
+    for name in names {
         let line = component(&report, name);
         assert_eq!(line["health"], "healthy", "{name}: {report}");
         assert!(line["pid"].as_i64().is_some_and(process_alive), "{name} pid: {report}");
@@ -319,7 +332,7 @@ async fn run() {
         .iter()
         .filter_map(|c| c["pid"].as_i64())
         .collect();
-    assert_eq!(pids.len(), 7, "{restored}");
+    assert_eq!(pids.len(), names.len(), "{restored}");
     let (stopped, stdout, stderr) = stack.galley(&["down"]);
     assert!(stopped, "down: {stdout}{stderr}");
     let still_running: Vec<i64> = pids.iter().copied().filter(|pid| process_alive(*pid)).collect();

@@ -148,25 +148,40 @@ fn ensure_installed(chosen: &[Instance], install: bool) -> anyhow::Result<()> {
     if !install {
         for prerequisite in &missing {
             say(format_args!(
-                "{}: `{}` not found — install the Debian package `{}` (apt-get install {}), or pass --install",
+                "{}: `{}` not found — install {}, or pass --install",
                 prerequisite.component.name(),
                 prerequisite.binary,
-                prerequisite.debian_package,
-                prerequisite.debian_package
+                prerequisite.package
             ));
         }
         anyhow::bail!("{} server package(s) missing", missing.len());
     }
-    anyhow::ensure!(process::is_root(), "--install runs apt-get, which needs root");
-    let packages: Vec<&str> = missing.iter().map(|prerequisite| prerequisite.debian_package).collect();
-    say(format_args!("installing {} with apt-get", packages.join(" ")));
-    let status = std::process::Command::new("apt-get")
-        .args(["install", "-y", "--no-install-recommends"])
-        .args(&packages)
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .context("running apt-get")?;
-    anyhow::ensure!(status.success(), "apt-get install {} failed", packages.join(" "));
+    let debian: Vec<&str> = missing
+        .iter()
+        .filter_map(|prerequisite| match prerequisite.package {
+            components::Package::Debian(name) => Some(name),
+            components::Package::PyPi(_) => None,
+        })
+        .collect();
+    if !debian.is_empty() {
+        anyhow::ensure!(process::is_root(), "--install runs apt-get, which needs root");
+        say(format_args!("installing {} with apt-get", debian.join(" ")));
+        let status = std::process::Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends"])
+            .args(&debian)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?;
+        anyhow::ensure!(status.success(), "apt-get install {} failed", debian.join(" "));
+    }
+    if missing.iter().any(|prerequisite| matches!(prerequisite.package, components::Package::PyPi(_))) {
+        let script = components::python_tools_script().context(
+            "scripts/python-tools.sh not found: run `galley stack up --install` from the checkout",
+        )?;
+        say(format_args!("installing the Python tools with {}", script.display()));
+        let status = std::process::Command::new(&script).status().context("running python-tools.sh")?;
+        anyhow::ensure!(status.success(), "{} failed", script.display());
+    }
     Ok(())
 }
 
@@ -212,6 +227,16 @@ async fn start_instance(
     if instance.component == Component::Nginx {
         crate::nginx::check(&spec.launch.program, state)?;
     }
+    if instance.component == Component::OpenBao {
+        let moto = state
+            .load_record(Component::Moto.name())
+            .filter(process::is_running)
+            .context("OpenBao is sealed by moto's KMS: start moto first (`galley stack up moto`)")?;
+        if let Some(notice) = crate::openbao::prepare(state, plan, &moto, client).await? {
+            say(format_args!("  {name:<14} {notice}"));
+        }
+    }
+    let mut initialised = false;
     let restarts = previous.map_or(0, |record| record.restarts + 1);
     let started = Instant::now();
     let record = process::spawn_detached(&spec.launch, &state.log(&name), restarts)?;
@@ -220,6 +245,9 @@ async fn start_instance(
     loop {
         if spec.probe.check(client).await {
             break;
+        }
+        if instance.component == Component::OpenBao && !initialised {
+            initialised = crate::openbao::initialise_if_needed(state, plan, client).await?;
         }
         if !process::is_running(&record) {
             anyhow::bail!(
@@ -244,6 +272,17 @@ async fn start_instance(
         spec.address,
         started.elapsed().as_secs_f64()
     ));
+    if initialised {
+        // The services do not read their secrets from it yet (ADR 0025): a failed bootstrap is
+        // reported, not fatal.
+        match crate::openbao::bootstrap(state, plan).await {
+            Ok(()) => say(format_args!(
+                "  {name:<14} initialised (recovery key and root token in {}), bootstrapped",
+                crate::openbao::init_file(state).display()
+            )),
+            Err(error) => say(format_args!("  {name:<14} initialised, but the bootstrap failed: {error:#}")),
+        }
+    }
     Ok(())
 }
 

