@@ -529,6 +529,8 @@ mod tests {
             [
                 "redis",
                 "rabbitmq",
+                "moto",
+                "openbao",
                 "recipes-api",
                 "recipes-api-2",
                 "rss-api",
