@@ -55,6 +55,9 @@ fn prepare(state: &StateDir, change: impl FnOnce(&mut Plan) -> anyhow::Result<()
         let suffix: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
         plan.rabbitmq_node = format!("galley-stack-{suffix}@localhost");
     }
+    if let Some(found) = components::tools_dir().filter(|_| plan.tools_dir.is_none()) {
+        plan.tools_dir = Some(found);
+    }
     change(&mut plan)?;
     components::allocate_ports(&mut plan)?;
     state.save_plan(&plan)?;
@@ -110,7 +113,7 @@ pub async fn up(state: &StateDir, args: &UpArgs) -> anyhow::Result<()> {
             Ok(())
         })?;
     let chosen = components::select(&plan, &args.components)?;
-    ensure_installed(&chosen, args.install)?;
+    ensure_installed(&chosen, args.install, plan.tools_dir.as_deref())?;
     stop_unplanned(state, &plan);
 
     say(match &plan.mongodb_uri {
@@ -139,9 +142,13 @@ pub async fn up(state: &StateDir, args: &UpArgs) -> anyhow::Result<()> {
 }
 
 /// Fails with one line per missing server binary naming its package, or installs them (`--install`).
-fn ensure_installed(chosen: &[Instance], install: bool) -> anyhow::Result<()> {
+fn ensure_installed(
+    chosen: &[Instance],
+    install: bool,
+    recorded_tools: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
     let components: Vec<Component> = chosen.iter().map(|instance| instance.component).collect();
-    let missing = components::missing(&components);
+    let missing = components::missing(&components, recorded_tools);
     if missing.is_empty() {
         return Ok(());
     }
@@ -415,6 +422,8 @@ pub async fn restart(state: &StateDir, name: &str) -> anyhow::Result<()> {
     let client = probe_client()?;
     for instance in chosen {
         let instance_name = instance.name();
+        // Fails (a binary gone missing) before anything is stopped.
+        components::spec(state, &plan, instance, RunOptions::default())?;
         let restarts = state.load_record(&instance_name).map_or(0, |record| record.restarts);
         stop_instance(state, &instance_name, RESTART_GRACE);
         // The record is gone with the stop; carry the count over, plus this restart.

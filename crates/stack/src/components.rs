@@ -183,14 +183,25 @@ pub fn python_tools_script() -> Option<PathBuf> {
 /// Where the machine's server binaries are (Debian paths first: `/usr/sbin` is often not on a
 /// non-root user's PATH, and RabbitMQ's `/usr/sbin` wrapper insists on its own user).
 pub fn binary(component: Component) -> Option<PathBuf> {
+    binary_in(component, None)
+}
+
+/// As [`binary`], looking for the Python tools in `recorded_tools` (the plan's) first.
+pub fn binary_in(component: Component, recorded_tools: Option<&Path>) -> Option<PathBuf> {
+    let tool = |name: &str| {
+        recorded_tools
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain(tools_dir())
+            .map(|dir| dir.join(name))
+            .find(|path| path.exists())
+    };
     let candidates: &[&str] = match component {
         Component::Redis => &["/usr/bin/redis-server", "redis-server"],
         Component::RabbitMq => &["/usr/lib/rabbitmq/bin/rabbitmq-server"],
         Component::Nginx => &["/usr/sbin/nginx", "nginx"],
-        Component::Moto => {
-            return tools_dir().map(|dir| dir.join("moto_server")).filter(|path| path.exists());
-        }
-        Component::OpenBao => return tools_dir().map(|dir| dir.join("bao")).filter(|path| path.exists()),
+        Component::Moto => return tool("moto_server"),
+        Component::OpenBao => return tool("bao"),
         Component::RecipesApi | Component::RssApi | Component::RssWorker => {
             return std::env::current_exe().ok();
         }
@@ -209,10 +220,10 @@ pub fn binary(component: Component) -> Option<PathBuf> {
 }
 
 /// The missing server binaries among `components`.
-pub fn missing(components: &[Component]) -> Vec<Prerequisite> {
+pub fn missing(components: &[Component], recorded_tools: Option<&Path>) -> Vec<Prerequisite> {
     let mut missing: Vec<Prerequisite> = components
         .iter()
-        .filter(|component| binary(**component).is_none())
+        .filter(|component| binary_in(**component, recorded_tools).is_none())
         .filter_map(|component| {
             let (binary, package) = match component {
                 Component::Redis => ("redis-server", Package::Debian("redis-server")),
@@ -303,7 +314,7 @@ pub struct RunOptions {
 
 /// The spec of `instance` under `plan` (whose ports are all allocated).
 pub fn spec(state: &StateDir, plan: &Plan, instance: Instance, options: RunOptions) -> anyhow::Result<Spec> {
-    let program = binary(instance.component)
+    let program = binary_in(instance.component, plan.tools_dir.as_deref())
         .with_context(|| format!("{} is not installed", instance.component.name()))?;
     let name = instance.name();
     let working_dir = state.root().to_path_buf();

@@ -146,6 +146,10 @@ pub struct Plan {
     pub mongodb_uri: Option<String>,
     /// The private RabbitMQ node's name (unique per state directory).
     pub rabbitmq_node: String,
+    /// Where moto and OpenBao were found (`.tools/venv/bin` of the checkout `init` ran in), so later
+    /// commands find them from any directory.
+    #[serde(default)]
+    pub tools_dir: Option<PathBuf>,
 }
 
 impl Plan {
