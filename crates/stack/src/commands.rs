@@ -59,6 +59,9 @@ fn prepare(state: &StateDir, change: impl FnOnce(&mut Plan) -> anyhow::Result<()
         plan.tools_dir = Some(found);
     }
     change(&mut plan)?;
+    // nginx's ports, given now, may be ones handed out earlier to another component: that one moves.
+    let nginx_ports = [plan.https_port, plan.http_port];
+    plan.ports.retain(|_, port| !nginx_ports.contains(port));
     components::allocate_ports(&mut plan)?;
     state.save_plan(&plan)?;
     components::write_configs(state, &plan, &cookie_key)?;
