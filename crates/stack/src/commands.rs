@@ -513,13 +513,23 @@ pub async fn debug(state: &StateDir, service: &str) -> anyhow::Result<ExitCode> 
     stop_instance(state, &name, RESTART_GRACE);
     let spec = components::spec(state, &plan, instance, RunOptions { debug_logs: true })?;
     say(format_args!("{name} in the foreground with debug logs on {} (Ctrl-C stops it)", spec.address));
-    let status = tokio::process::Command::new(&spec.launch.program)
+    let mut child = tokio::process::Command::new(&spec.launch.program)
         .args(&spec.launch.args)
         .envs(spec.launch.env.iter().map(|(key, value)| (key, value)))
         .current_dir(&spec.launch.working_dir)
-        .status()
-        .await
+        .spawn()
         .context("running the service")?;
+    // Ctrl-C stops the service gracefully (SIGTERM) and this command waits for it, rather than dying
+    // first and leaving the service's last lines unannounced.
+    let status = tokio::select! {
+        status = child.wait() => status?,
+        _ = tokio::signal::ctrl_c() => {
+            if let Some(pid) = child.id().and_then(|pid| i32::try_from(pid).ok()).and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            child.wait().await?
+        }
+    };
     say(format_args!("{name} exited ({status}); `galley stack up {name}` starts it in the background again"));
     Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
