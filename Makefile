@@ -1,8 +1,13 @@
 # Galley developer commands. `make help` lists them.
 .DEFAULT_GOAL := help
 CARGO ?= cargo
+# `galley stack`: where its state lives, and extra flags for `make up` (e.g. STACK_FLAGS="--replicas rss-worker=2").
+STATE ?= stack
+STACK_FLAGS ?=
+COMPONENT ?= nginx
+GALLEY_RELEASE = $(or $(CARGO_TARGET_DIR),target)/release/galley
 
-.PHONY: help run test check fmt lint bench bench-rss bench-amqp build clean
+.PHONY: help run test check fmt lint bench bench-rss bench-amqp build clean init up status logs down prune
 
 help: ## List every target with its description
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
@@ -45,3 +50,24 @@ build: ## Build release binaries of every service
 
 clean: ## Remove build artefacts
 	$(CARGO) clean
+
+$(GALLEY_RELEASE): $(shell find galley crates services -name '*.rs' -o -name Cargo.toml) Cargo.lock deploy/nginx/nginx.conf.template
+	$(CARGO) build --release -p galley --locked
+
+init: $(GALLEY_RELEASE) ## Create the local stack's state in ./stack: CA + certificate, cookie key, configuration (idempotent)
+	$(GALLEY_RELEASE) stack --state-dir $(STATE) init
+
+up: $(GALLEY_RELEASE) ## Start the local stack (Redis, RabbitMQ, services, nginx on https://localhost:8443); STACK_FLAGS=... for more
+	$(GALLEY_RELEASE) stack --state-dir $(STATE) up $(STACK_FLAGS)
+
+status: ## Health, pid, uptime and restarts of every stack component (non-zero exit when one is down)
+	$(GALLEY_RELEASE) stack --state-dir $(STATE) status
+
+logs: ## Last lines of a stack component's log: make logs COMPONENT=rss-worker
+	$(GALLEY_RELEASE) stack --state-dir $(STATE) logs $(COMPONENT)
+
+down: ## Stop every stack component (SIGTERM, then SIGKILL after 20 s)
+	$(GALLEY_RELEASE) stack --state-dir $(STATE) down
+
+prune: ## Stop the stack and delete ./stack (certificates, data, logs); asks first
+	$(GALLEY_RELEASE) stack --state-dir $(STATE) prune

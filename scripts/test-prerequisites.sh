@@ -5,11 +5,15 @@
 #     instances the tests start and kill on free ports;
 #   - prometheus (optional): promtool, to check deploy/observability/;
 #   - rabbitmq-server: the broker on 127.0.0.1:5672 (or GALLEY_TEST_RABBITMQ_URL), and private nodes the
-#     failure drills start, restart and stop on free ports.
+#     failure drills start, restart and stop on free ports;
+#   - nginx: the `galley stack` end-to-end test runs a private instance (never the system's) in front of
+#     the services on free ports.
 # Missing packages are installed from Debian's archive when we are root (or can sudo); otherwise the
 # script stops and says exactly what to install. MongoDB is never installed: its suites are opt-in
 # (GALLEY_TEST_MONGODB_URI).
 set -euo pipefail
+# nginx lives in /usr/sbin, which a non-root PATH often lacks.
+export PATH="$PATH:/usr/sbin:/sbin"
 
 say() { echo "test-prerequisites: $*" >&2; }
 
@@ -45,6 +49,8 @@ wait_for_port() { # wait_for_port PORT SECONDS NAME
 
 ensure_package redis-server redis-server
 ensure_package rabbitmq-server rabbitmq-server
+ensure_package nginx nginx
+
 # promtool (Debian `prometheus`, ~25 s to install) checks deploy/observability/; optional: the test
 # that uses it says SKIPPED when it is missing, so a failed install does not stop the suite.
 if ! command -v promtool >/dev/null 2>&1; then

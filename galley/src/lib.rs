@@ -137,7 +137,11 @@ impl Application {
             .collect();
         let endpoint = MetricsEndpoint::bind(&metrics, &settings.recipes.telemetry).await?;
         let context = HttpContext { localizer, settings: http, metrics };
-        let routes = recipes.router.merge(rss.router.clone()).merge(endpoint.routes());
+        let routes = recipes
+            .router
+            .merge(rss.router.clone())
+            .merge(endpoint.routes())
+            .merge(galley_http_kit::front_door("galley", env!("CARGO_PKG_VERSION")));
         let router = process_router(routes, health_checks, openapi, context);
         Ok(Self { listener, router, infrastructure, rss, worker, settings, metrics: endpoint })
     }

@@ -5,9 +5,12 @@
 //! - `galley serve --bind 127.0.0.1:8080 --data-dir data` (the defaults): everything in one process.
 //!   Configuration files and `GALLEY__*` variables apply as for the standalone services; the flags win.
 //! - `galley run recipes-api|rss-api|rss-worker`: one service, configured exactly like its own binary.
+//! - `galley stack init|up|status|logs|restart|down|prune|debug`: the production-shaped stack on one
+//!   machine (crate `galley-stack`; docs/OPERATIONS.md).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +39,8 @@ enum Command {
         #[command(subcommand)]
         command: VaultCommand,
     },
+    /// Run the whole stack locally: Redis, RabbitMQ, the services and nginx with TLS.
+    Stack(galley_stack::StackArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,7 +75,7 @@ impl Default for ServeArgs {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args).await,
@@ -78,7 +83,9 @@ async fn main() -> anyhow::Result<()> {
         Command::Run { service: Service::RssApi } => rss_api::app::run_from_config().await,
         Command::Run { service: Service::RssWorker } => rss_worker::app::run_from_config().await,
         Command::Vault { command: VaultCommand::Bootstrap } => vault_bootstrap().await,
+        Command::Stack(args) => return galley_stack::run(args).await,
     }
+    .map(|()| ExitCode::SUCCESS)
 }
 
 /// `galley vault bootstrap`: prints `<service> role_id=<id>` per service on stdout.

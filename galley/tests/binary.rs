@@ -77,6 +77,7 @@ async fn serves_seeded_recipes_and_stops_cleanly_on_sigterm() {
     assert_eq!(page["total"], 50);
     assert_eq!(page["items"].as_array().map(Vec::len), Some(20));
     assert_eq!(galley.json("/health/ready").await["status"], "up");
+    assert_eq!(galley.json("/").await["name"], "galley", "the front door names the process");
     assert!(galley.json("/openapi.json").await["paths"]["/recipes"].is_object());
     let id = page["items"][0]["id"].as_str().expect("id").to_owned();
     galley.terminate().await;

@@ -16,10 +16,12 @@
 //! - [`read_cache`]: `EncodedReads`, cached encoded answers checked against a generation counter, and
 //!   `EncodedRead` answered as 200 or 304 (the read model at the edge, ADR 0024).
 //! - [`throttle`]: `Throttle`, a request budget per client address (429 + `Retry-After`) for costly routes.
+//! - [`front_door`]: `GET /`, the process's name, version and links, as HTML or JSON.
 
 pub mod auth;
 pub mod client;
 pub mod etag;
+pub mod front_door;
 pub mod health;
 pub mod json;
 pub mod locale;
@@ -33,6 +35,7 @@ pub mod throttle;
 
 pub use auth::{AuthConfig, Authenticated};
 pub use client::ClientInfo;
+pub use front_door::front_door;
 pub use json::JsonBody;
 pub use locale::RequestLocale;
 pub use metrics::{HttpMetrics, MetricsEndpoint};

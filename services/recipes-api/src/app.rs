@@ -360,7 +360,10 @@ impl Application {
         let endpoint = MetricsEndpoint::bind(&metrics, &settings.telemetry).await?;
         let context =
             HttpContext { localizer: Arc::new(localizer()?), settings: settings.http.clone(), metrics };
-        let routes = module.router.merge(endpoint.routes());
+        let routes = module
+            .router
+            .merge(endpoint.routes())
+            .merge(galley_http_kit::front_door("recipes-api", env!("CARGO_PKG_VERSION")));
         let router = process_router(routes, module.health_checks, module.openapi, context);
         Ok(Self { listener, router, http: settings.http, store: infrastructure.store, metrics: endpoint })
     }

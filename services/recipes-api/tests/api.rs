@@ -604,3 +604,22 @@ async fn throttles_can_be_switched_off() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_root_is_a_front_door_in_json_or_html() {
+    let app = spawn_app().await;
+    let index = app.get_json("/").await;
+    assert_eq!(index["name"], "recipes-api", "{index}");
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(index["links"]["docs"], "/docs");
+    let page = app
+        .client
+        .get(app.url("/"))
+        .header("Accept", "text/html,*/*;q=0.8")
+        .send()
+        .await
+        .expect("request sent");
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.expect("body").contains("href=\"/openapi.json\""));
+    app.stop().await;
+}

@@ -211,7 +211,11 @@ impl Application {
         let endpoint = MetricsEndpoint::bind(&metrics, &settings.telemetry).await?;
         let context = HttpContext { localizer, settings: settings.http.clone(), metrics };
         let router = process_router(
-            module.router.clone().merge(endpoint.routes()),
+            module
+                .router
+                .clone()
+                .merge(endpoint.routes())
+                .merge(galley_http_kit::front_door("rss-api", env!("CARGO_PKG_VERSION"))),
             module.health_checks.clone(),
             module.openapi.clone(),
             context,

@@ -284,3 +284,12 @@ async fn every_accepted_fetch_completes_once_across_a_broker_restart() {
     }
     eprintln!("broker restarted during {REQUESTS} requests; {refused} refusals (503) retried by the client");
 }
+
+#[tokio::test]
+async fn the_root_is_a_front_door_naming_rss_api() {
+    let stack = Stack::start(&Wiring::InProcess, &Store::Embedded).await;
+    let index = json_of(stack.client.get(format!("{}/", stack.rss_base))).await;
+    assert_eq!(index["name"], "rss-api", "{index}");
+    assert_eq!(index["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(index["links"]["health"], "/health/ready");
+}
