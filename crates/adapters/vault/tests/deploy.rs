@@ -45,29 +45,6 @@ async fn each_service_policy_reads_its_own_and_the_shared_paths_only() {
     }
 }
 
-/// moto's KMS speaks the AWS JSON protocol; it needs no real signature.
-async fn create_kms_key(moto: &MotoServer) -> String {
-    let response: serde_json::Value = reqwest::Client::builder()
-        .no_proxy()
-        .build()
-        .expect("client")
-        .post(moto.endpoint())
-        .header("X-Amz-Target", "TrentService.CreateKey")
-        .header("Content-Type", "application/x-amz-json-1.1")
-        .header(
-            "Authorization",
-            "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=0",
-        )
-        .body("{}")
-        .send()
-        .await
-        .expect("moto answers")
-        .json()
-        .await
-        .expect("json");
-    response["KeyMetadata"]["KeyId"].as_str().expect("key id").to_owned()
-}
-
 /// `deploy/vault/server.hcl` turned into a loopback test server: same storage and seal stanzas, the
 /// KMS endpoint and key of this test's moto, no TLS.
 fn test_config(moto: &MotoServer, key_id: &str, cluster_port: u16) -> String {
@@ -124,7 +101,7 @@ fn wait_unsealed(bao: &OpenBao) {
 #[tokio::test]
 async fn a_kms_sealed_server_comes_back_unsealed_with_its_data_after_a_restart() {
     let moto = MotoServer::start();
-    let key_id = create_kms_key(&moto).await;
+    let key_id = moto.create_kms_key().await;
     let config = test_config(&moto, &key_id, free_port());
     let raft_dir = galley_test_support::process::temp_dir("openbao-unseal");
     std::fs::create_dir_all(raft_dir.join("raft")).expect("raft dir");
