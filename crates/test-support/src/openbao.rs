@@ -89,6 +89,38 @@ impl OpenBao {
         &self.process.dir
     }
 
+    /// Enables the database engine with OpenBao's Redis plugin on a Redis at `redis_port` (admin user
+    /// `default` with `admin_password`), and a role `cache` leasing users made by `creation_statements`
+    /// (`creation_statements=[...]`) for `default_ttl`, renewable up to `max_ttl` (e.g. `6s`, `12s`).
+    pub fn lease_redis_users(
+        &self,
+        redis_port: u16,
+        admin_password: &str,
+        creation_statements: &str,
+        default_ttl: &str,
+        max_ttl: &str,
+    ) {
+        self.bao(&["secrets", "enable", "database"]);
+        self.bao(&[
+            "write",
+            "database/config/cache",
+            "plugin_name=redis-database-plugin",
+            "host=127.0.0.1",
+            &format!("port={redis_port}"),
+            "username=default",
+            &format!("password={admin_password}"),
+            "allowed_roles=cache",
+        ]);
+        self.bao(&[
+            "write",
+            "database/roles/cache",
+            "db_name=cache",
+            creation_statements,
+            &format!("default_ttl={default_ttl}"),
+            &format!("max_ttl={max_ttl}"),
+        ]);
+    }
+
     /// Runs `bao ARGS` against this server and returns its output, whatever its status.
     pub fn bao_output(&self, args: &[&str]) -> Output {
         let mut command = Command::new(tool("bao"));

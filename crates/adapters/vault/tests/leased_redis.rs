@@ -21,25 +21,7 @@ const CACHE_ROLE_ACL: &str =
 async fn the_cache_keeps_serving_across_two_rotations_and_revocation_removes_the_users() {
     let redis = PrivateRedis::start("admin-password");
     let bao = OpenBao::dev();
-    bao.bao(&["secrets", "enable", "database"]);
-    bao.bao(&[
-        "write",
-        "database/config/cache",
-        "plugin_name=redis-database-plugin",
-        "host=127.0.0.1",
-        &format!("port={}", redis.port()),
-        "username=default",
-        "password=admin-password",
-        "allowed_roles=cache",
-    ]);
-    bao.bao(&[
-        "write",
-        "database/roles/cache",
-        "db_name=cache",
-        CACHE_ROLE_ACL,
-        "default_ttl=6s",
-        "max_ttl=12s",
-    ]);
+    bao.lease_redis_users(redis.port(), "admin-password", CACHE_ROLE_ACL, "6s", "12s");
     let settings = VaultSettings {
         addr: bao.addr(),
         auth: VaultAuthMethod::Token,

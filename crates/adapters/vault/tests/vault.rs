@@ -198,25 +198,13 @@ async fn the_token_is_renewed_and_obtained_again_past_its_max_ttl() {
 async fn database_credentials_are_leased_renewed_and_revoked() {
     let redis = PrivateRedis::start("admin-password");
     let bao = OpenBao::dev();
-    bao.bao(&["secrets", "enable", "database"]);
-    bao.bao(&[
-        "write",
-        "database/config/cache",
-        "plugin_name=redis-database-plugin",
-        "host=127.0.0.1",
-        &format!("port={}", redis.port()),
-        "username=default",
-        "password=admin-password",
-        "allowed_roles=cache",
-    ]);
-    bao.bao(&[
-        "write",
-        "database/roles/cache",
-        "db_name=cache",
+    bao.lease_redis_users(
+        redis.port(),
+        "admin-password",
         r#"creation_statements=["~app:*", "+@read", "+@write", "-@dangerous", "+ping"]"#,
-        "default_ttl=6s",
-        "max_ttl=20s",
-    ]);
+        "6s",
+        "20s",
+    );
     let client = VaultClient::connect(&token_settings(&bao)).await.expect("connects");
 
     let lease = client.lease("database/creds/cache").await.expect("leases credentials");
