@@ -5,6 +5,7 @@
 //! a drop guard, also when an assertion fails.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -82,6 +83,33 @@ fn galley_in(state: &Path, args: &[&str]) -> (bool, String, String) {
 }
 
 /// A process counts as gone when /proc has no entry or it is a zombie nobody reaped.
+/// No secret sits in the services' configuration: each service logs in to OpenBao with its AppRole,
+/// takes the cookie key from KV and leases its own Redis (and RabbitMQ) user.
+fn assert_services_read_their_secrets_from_openbao(state: &Path) {
+    let config = std::fs::read_to_string(state.join("config/galley/stack.toml")).expect("stack.toml");
+    let cookie_key = std::fs::read_to_string(state.join("cookie.key")).expect("cookie key");
+    assert!(!config.contains(cookie_key.trim()) && !config.contains("guest"), "no secret in\n{config}");
+    let redis_conf = state.join("config/redis.conf");
+    assert_eq!(std::fs::metadata(&redis_conf).expect("redis.conf").permissions().mode() & 0o077, 0);
+    for (service, leases) in
+        [("recipes-api", &["galley-cache"][..]), ("rss-worker", &["galley-cache", "galley-bus"])]
+    {
+        let log = std::fs::read_to_string(state.join(format!("logs/{service}.log"))).expect("log");
+        if service == "recipes-api" {
+            assert!(
+                log.contains("identity.cookie_key") && log.contains("from the secrets backend"),
+                "{service} takes the cookie key from OpenBao:\n{log}"
+            );
+        }
+        for lease in leases {
+            assert!(
+                log.contains("leased credentials") && log.contains(lease),
+                "{service} leases {lease}:\n{log}"
+            );
+        }
+    }
+}
+
 fn process_alive(pid: i64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
         let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
@@ -146,6 +174,7 @@ async fn run() {
     assert!(up, "up: {stdout}{stderr}");
     assert!(stdout.contains("initialised"), "a fresh OpenBao is initialised: {stdout}");
     assert!(state.join("data/openbao/approles.txt").exists(), "and bootstrapped: {stdout}");
+    assert_services_read_their_secrets_from_openbao(&state);
     assert!(stdout.contains("embedded SQLite"), "the shared embedded store is said plainly: {stdout}");
     let (_, stdout, _) = stack.galley(&["up"]);
     assert!(stdout.contains("recipes-api-2  running"), "a second up starts nothing: {stdout}");
@@ -335,6 +364,11 @@ async fn run() {
     assert_eq!(pids.len(), names.len(), "{restored}");
     let (stopped, stdout, stderr) = stack.galley(&["down"]);
     assert!(stopped, "down: {stdout}{stderr}");
+    let worker_log = std::fs::read_to_string(state.join("logs/rss-worker.log")).expect("worker log");
+    assert!(
+        worker_log.contains("revoked leased credentials"),
+        "a graceful stop revokes leases:\n{worker_log}"
+    );
     let still_running: Vec<i64> = pids.iter().copied().filter(|pid| process_alive(*pid)).collect();
     assert!(still_running.is_empty(), "processes left after down: {still_running:?}\n{stdout}");
     let (healthy, after) = stack.status();

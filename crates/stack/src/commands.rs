@@ -1,6 +1,7 @@
 //! The `galley stack` subcommands. Each prints what it does, one line per component, on stdout.
 
 use std::io::{BufRead as _, Read as _, Seek as _, Write as _};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,9 @@ fn prepare(state: &StateDir, change: impl FnOnce(&mut Plan) -> anyhow::Result<()
     if crate::tls::ensure(state)? == crate::tls::Outcome::Created {
         say(format_args!("created a local CA and a certificate for localhost/127.0.0.1"));
     }
-    let cookie_key = cookie_key(state)?;
+    // Made once: OpenBao's provisioning puts the cookie key into KV.
+    random_secret(&state.cookie_key(), 64)?;
+    let redis_password = random_secret(&state.redis_password(), 32)?;
     let mut plan = state.load_plan()?;
     if plan.https_port == 0 {
         plan.https_port = Plan::DEFAULT_HTTPS_PORT;
@@ -64,21 +67,21 @@ fn prepare(state: &StateDir, change: impl FnOnce(&mut Plan) -> anyhow::Result<()
     plan.ports.retain(|_, port| !nginx_ports.contains(port));
     components::allocate_ports(&mut plan)?;
     state.save_plan(&plan)?;
-    components::write_configs(state, &plan, &cookie_key)?;
+    components::write_configs(state, &plan, &redis_password)?;
     crate::nginx::write(state, &plan, process::is_root())?;
     Ok(plan)
 }
 
-/// The cookie key the services share (64 random bytes, base64), created once.
-fn cookie_key(state: &StateDir) -> anyhow::Result<String> {
-    let path = state.cookie_key();
-    if let Ok(existing) = std::fs::read_to_string(&path) {
-        return Ok(existing.trim().to_owned());
+/// A secret made once and kept in `path` (0600): `length` random bytes, base64 — the services'
+/// shared cookie key, Redis's admin password.
+fn random_secret(path: &Path, length: usize) -> anyhow::Result<String> {
+    if let Ok(existing) = crate::state::read_secret(path) {
+        return Ok(existing);
     }
-    let mut bytes = [0u8; 64];
+    let mut bytes = vec![0u8; length];
     rand::thread_rng().fill_bytes(&mut bytes);
     let key = base64::engine::general_purpose::STANDARD.encode(bytes);
-    crate::tls::write(&path, &format!("{key}\n"), true)?;
+    crate::tls::write(path, &format!("{key}\n"), true)?;
     Ok(key)
 }
 
@@ -145,11 +148,7 @@ pub async fn up(state: &StateDir, args: &UpArgs) -> anyhow::Result<()> {
 }
 
 /// Fails with one line per missing server binary naming its package, or installs them (`--install`).
-fn ensure_installed(
-    chosen: &[Instance],
-    install: bool,
-    recorded_tools: Option<&std::path::Path>,
-) -> anyhow::Result<()> {
+fn ensure_installed(chosen: &[Instance], install: bool, recorded_tools: Option<&Path>) -> anyhow::Result<()> {
     let components: Vec<Component> = chosen.iter().map(|instance| instance.component).collect();
     let missing = components::missing(&components, recorded_tools);
     if missing.is_empty() {
@@ -282,15 +281,21 @@ async fn start_instance(
         spec.address,
         started.elapsed().as_secs_f64()
     ));
-    if initialised {
-        // The services do not read their secrets from it yet (ADR 0025): a failed bootstrap is
-        // reported, not fatal.
-        match crate::openbao::bootstrap(state, plan).await {
-            Ok(()) => say(format_args!(
-                "  {name:<14} initialised (recovery key and root token in {}), bootstrapped",
+    if instance.component == Component::OpenBao {
+        // The services read their secrets and lease their users there: no provisioning, no stack.
+        let cookie_key = crate::state::read_secret(&state.cookie_key())?;
+        crate::openbao::provision(state, plan, &cookie_key)
+            .await
+            .with_context(|| format!("provisioning OpenBao (log: {})", state.log(&name).display()))?;
+        if initialised {
+            say(format_args!(
+                "  {name:<14} initialised (recovery key and root token in {}), provisioned",
                 crate::openbao::init_file(state).display()
-            )),
-            Err(error) => say(format_args!("  {name:<14} initialised, but the bootstrap failed: {error:#}")),
+            ));
+        } else {
+            say(format_args!(
+                "  {name:<14} provisioned (KV secrets, AppRoles, Redis and RabbitMQ lease roles)"
+            ));
         }
     }
     Ok(())

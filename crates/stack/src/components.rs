@@ -243,8 +243,8 @@ pub fn missing(components: &[Component], recorded_tools: Option<&Path>) -> Vec<P
 /// How to tell that an instance serves.
 #[derive(Debug, Clone)]
 pub enum Probe {
-    /// `PING` answered `+PONG`.
-    Redis(u16),
+    /// `AUTH` with the admin password and `PING` answered `+OK` and `+PONG`.
+    Redis { port: u16, password: String },
     /// The AMQP port answers the protocol header, and the management port accepts connections.
     RabbitMq { amqp: u16, management: u16 },
     /// `GET url` answers 200.
@@ -258,9 +258,10 @@ pub enum Probe {
 impl Probe {
     pub async fn check(&self, client: &reqwest::Client) -> bool {
         match self {
-            Self::Redis(port) => {
+            Self::Redis { port, password } => {
                 let port = *port;
-                tokio::task::spawn_blocking(move || tcp_exchange(port, b"PING\r\n", b"+PONG"))
+                let request = format!("AUTH {password}\r\nPING\r\n");
+                tokio::task::spawn_blocking(move || tcp_exchange(port, request.as_bytes(), b"+OK\r\n+PONG"))
                     .await
                     .unwrap_or(false)
             }
@@ -328,7 +329,7 @@ pub fn spec(state: &StateDir, plan: &Plan, instance: Instance, options: RunOptio
                 working_dir,
             },
             address: format!("127.0.0.1:{port}"),
-            probe: Probe::Redis(port),
+            probe: Probe::Redis { port, password: crate::state::read_secret(&state.redis_password())? },
         },
         Component::RabbitMq => {
             let config = state.config("rabbitmq");
@@ -389,6 +390,7 @@ pub fn spec(state: &StateDir, plan: &Plan, instance: Instance, options: RunOptio
                 ("GALLEY_PROFILE".to_owned(), "stack".to_owned()),
                 ("GALLEY__HTTP__BIND".to_owned(), format!("127.0.0.1:{port}")),
             ];
+            env.extend(crate::openbao::service_environment(state, plan, instance.component.name())?);
             if instance.component == Component::RecipesApi && instance.replica > 1 {
                 // One replica stores the samples into the shared store; the others would race it.
                 env.push(("GALLEY__RECIPES__SEED_SAMPLES".to_owned(), "false".to_owned()));
@@ -447,17 +449,20 @@ pub fn allocate_ports(plan: &mut Plan) -> anyhow::Result<()> {
 
 /// Writes the configuration of every component but nginx (whose configuration [`crate::nginx`]
 /// renders): Redis's file, RabbitMQ's files, and the one Galley configuration the services share.
-pub fn write_configs(state: &StateDir, plan: &Plan, cookie_key: &str) -> anyhow::Result<()> {
+pub fn write_configs(state: &StateDir, plan: &Plan, redis_password: &str) -> anyhow::Result<()> {
     let redis_data = state.data("redis");
     std::fs::create_dir_all(&redis_data)?;
     let redis = format!(
         "# Written by `galley stack`; rewritten by every `galley stack up`.\n\
+         # The default user's password: OpenBao's database engine logs in with it to create the\n\
+         # services' leased users; nothing else uses it.\n\
          bind 127.0.0.1\nport {port}\nprotected-mode yes\ndaemonize no\ndir {dir}\n\
-         save 60 1\nappendonly no\n",
+         save 60 1\nappendonly no\nrequirepass {password}\n",
         port = plan.known_port("redis"),
         dir = redis_data.display(),
+        password = redis_password,
     );
-    write_file(&state.config("redis.conf"), &redis)?;
+    crate::tls::write(&state.config("redis.conf"), &redis, true)?;
 
     let rabbitmq = state.config("rabbitmq");
     std::fs::create_dir_all(&rabbitmq)?;
@@ -473,13 +478,15 @@ pub fn write_configs(state: &StateDir, plan: &Plan, cookie_key: &str) -> anyhow:
 
     let galley = state.config("galley");
     std::fs::create_dir_all(&galley)?;
-    write_file(&galley.join("stack.toml"), &galley_config(state, plan, cookie_key))?;
+    write_file(&galley.join("stack.toml"), &galley_config(state, plan))?;
     Ok(())
 }
 
 /// The configuration every service reads (`GALLEY_CONFIG_DIR=STATE/config/galley`,
-/// `GALLEY_PROFILE=stack`). `GALLEY__*` variables in the CLI's environment still win over it.
-fn galley_config(state: &StateDir, plan: &Plan, cookie_key: &str) -> String {
+/// `GALLEY_PROFILE=stack`). `GALLEY__*` variables in the CLI's environment still win over it. No
+/// secret is in it: the cookie key is in OpenBao's KV, and the Redis and RabbitMQ URLs carry no
+/// credentials because every service leases its own users ([`crate::openbao::service_environment`]).
+fn galley_config(state: &StateDir, plan: &Plan) -> String {
     let toml_string = |value: &str| serde_json::Value::String(value.to_owned()).to_string();
     let mut text = String::from(
         "# Written by `galley stack`; rewritten by every `galley stack up`. GALLEY__* variables win.\n\n",
@@ -506,13 +513,12 @@ fn galley_config(state: &StateDir, plan: &Plan, cookie_key: &str) -> String {
     let _ = write!(
         text,
         "[cache]\nbackend = \"redis\"\n\n[cache.redis]\nurl = \"redis://127.0.0.1:{redis}\"\nprefix = \"galley:\"\n\n\
-         [bus]\nbackend = \"rabbitmq\"\n\n[bus.rabbitmq]\nurl = \"amqp://guest:guest@127.0.0.1:{amqp}/%2f\"\n\n\
+         [bus]\nbackend = \"rabbitmq\"\n\n[bus.rabbitmq]\nurl = \"amqp://127.0.0.1:{amqp}/%2f\"\n\n\
          [identity]\n# recipes-api's first replica, directly: rss-api discovers the signing keys there.\n\
-         issuer = \"http://127.0.0.1:{issuer}/\"\ncookie_key = {cookie}\n\n",
+         issuer = \"http://127.0.0.1:{issuer}/\"\n\n",
         redis = plan.known_port("redis"),
         amqp = plan.known_port("rabbitmq"),
         issuer = plan.known_port("recipes-api"),
-        cookie = toml_string(cookie_key),
     );
     // The first recipes-api replica stores the samples into an empty store (the others are told not to).
     text.push_str("[recipes]\nseed_samples = true\n\n");
@@ -576,18 +582,18 @@ mod tests {
         let state = StateDir::new(dir.path()).expect("state");
         let mut plan = Plan { allow_private_hosts: vec!["127.0.0.1/32".into()], ..Plan::default() };
         allocate_ports(&mut plan).expect("ports");
-        let text = galley_config(&state, &plan, "a2V5");
+        let text = galley_config(&state, &plan);
         for expected in [
             "trusted_proxies = [\"127.0.0.1/32\"]",
             "backend = \"embedded\"",
             "backend = \"redis\"",
             "backend = \"rabbitmq\"",
-            "cookie_key = \"a2V5\"",
             "allow_private_hosts = [\"127.0.0.1/32\"]",
         ] {
             assert!(text.contains(expected), "{expected} in\n{text}");
         }
         plan.mongodb_uri = Some("mongodb://127.0.0.1:27017".into());
-        assert!(galley_config(&state, &plan, "a2V5").contains("backend = \"mongodb\""));
+        assert!(!text.contains("guest") && !text.contains("cookie_key"), "no secret in\n{text}");
+        assert!(galley_config(&state, &plan).contains("backend = \"mongodb\""));
     }
 }

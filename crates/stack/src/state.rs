@@ -3,7 +3,8 @@
 //! ```text
 //! STATE/ca.pem ca-key.pem            the local CA (trust ca.pem in clients)
 //!       tls/localhost.pem, -key.pem  the certificate nginx serves (localhost, 127.0.0.1)
-//!       cookie.key                   the services' shared cookie key (base64)
+//!       cookie.key                   the services' shared cookie key (base64), stored in OpenBao's KV
+//!       secrets/                     0700: Redis's admin password, each service's AppRole secret id
 //!       stack.json                   the plan: ports, replicas, fetch allow-list, store
 //!       config/                      one configuration per component (redis.conf, rabbitmq/, galley/, nginx/)
 //!       run/NAME.json                the supervision record of each running instance (pid + start time)
@@ -58,6 +59,16 @@ impl StateDir {
         self.root.join("cookie.key")
     }
 
+    /// Secrets only the stack's processes read (0700): the Redis admin password OpenBao's database
+    /// engine uses, and each service's AppRole secret id.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.root.join("secrets")
+    }
+
+    pub fn redis_password(&self) -> PathBuf {
+        self.secrets_dir().join("redis.password")
+    }
+
     pub fn plan_file(&self) -> PathBuf {
         self.root.join("stack.json")
     }
@@ -84,11 +95,14 @@ impl StateDir {
 
     /// Creates the directory skeleton (idempotent).
     pub fn create_skeleton(&self) -> anyhow::Result<()> {
-        for dir in ["tls", "config", "run", "logs", "data"] {
+        for dir in ["tls", "config", "run", "logs", "data", "secrets"] {
             let path = self.root.join(dir);
             std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         }
-        Ok(())
+        use std::os::unix::fs::PermissionsExt as _;
+        let secrets = self.secrets_dir();
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", secrets.display()))
     }
 
     pub fn load_plan(&self) -> anyhow::Result<Plan> {
@@ -184,6 +198,12 @@ impl Plan {
     pub fn known_port(&self, name: &str) -> u16 {
         self.ports.get(name).copied().unwrap_or_default()
     }
+}
+
+/// A one-line secret file, trimmed.
+pub fn read_secret(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text.trim().to_owned())
 }
 
 /// How the CLI recognises an instance it started: its pid and the kernel's start time of that pid
