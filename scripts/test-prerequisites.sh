@@ -7,7 +7,9 @@
 #   - rabbitmq-server: the broker on 127.0.0.1:5672 (or GALLEY_TEST_RABBITMQ_URL), and private nodes the
 #     failure drills start, restart and stop on free ports;
 #   - nginx: the `galley stack` end-to-end test runs a private instance (never the system's) in front of
-#     the services on free ports.
+#     the services on free ports;
+#   - podman, runc, iptables, debootstrap (optional): the container images and the local compose stack
+#     (galley/tests/containers.rs, make compose-test); without them those checks say SKIPPED.
 # Missing packages are installed from Debian's archive when we are root (or can sudo); otherwise the
 # script stops and says exactly what to install. MongoDB is never installed: its suites are opt-in
 # (GALLEY_TEST_MONGODB_URI).
@@ -59,6 +61,15 @@ if ! command -v promtool >/dev/null 2>&1; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null \
     || say "could not install prometheus; the promtool checks will be skipped"
 fi
+
+for pair in podman:podman runc:runc iptables:iptables debootstrap:debootstrap; do
+  if ! command -v "${pair%%:*}" >/dev/null 2>&1; then
+    say "${pair%%:*} is missing; installing the Debian package ${pair#*:} (optional: containers)"
+    if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq || true; apt_updated=1; fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pair#*:}" >/dev/null \
+      || say "could not install ${pair#*:}; the container checks will be skipped"
+  fi
+done
 
 if [ -z "${GALLEY_TEST_REDIS_URL:-}" ] && ! listening 6379; then
   say "no Redis on 127.0.0.1:6379; starting one (keeps nothing on disk)"
