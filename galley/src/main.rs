@@ -202,7 +202,8 @@ async fn probe(url: &str) -> anyhow::Result<u16> {
 
 /// `http://host:port/path` → (`host:port`, `/path`). Only plain HTTP: see [`health`].
 fn split_http_url(url: &str) -> anyhow::Result<(&str, &str)> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("only http:// URLs are supported"))?;
+    let rest =
+        url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("only http:// URLs are supported"))?;
     let (authority, path) = match rest.find('/') {
         Some(index) => (&rest[..index], &rest[index..]),
         None => (rest, "/"),
@@ -229,7 +230,10 @@ mod tests {
 
     #[test]
     fn splits_http_urls() {
-        assert_eq!(split_http_url("http://127.0.0.1:8080/health/ready").ok(), Some(("127.0.0.1:8080", "/health/ready")));
+        assert_eq!(
+            split_http_url("http://127.0.0.1:8080/health/ready").ok(),
+            Some(("127.0.0.1:8080", "/health/ready"))
+        );
         assert_eq!(split_http_url("http://localhost:9").ok(), Some(("localhost:9", "/")));
         assert!(split_http_url("https://localhost/").is_err());
         assert!(split_http_url("http:///x").is_err());

@@ -19,8 +19,9 @@ fn tool(name: &str) -> Option<PathBuf> {
     if local.is_file() {
         return Some(local);
     }
-    let found = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file()));
+    let found = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+    });
     if found.is_none() {
         eprintln!("SKIPPED: {name} is not installed (scripts/python-tools.sh installs it)");
     }
@@ -29,7 +30,8 @@ fn tool(name: &str) -> Option<PathBuf> {
 
 fn run(command: &mut Command) -> String {
     let output = command.output().expect("tool runs");
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{command:?} failed:\n{text}");
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -59,21 +61,18 @@ fn both_compose_files_are_accepted() {
     for expected in ["mongo:", "redis:", "rabbitmq:3-management", "openbao", "nginx:", "run", "rss-worker"] {
         assert!(full.contains(expected), "{expected} in the rendered compose.yaml:\n{full}");
     }
-    let aws = run(
-        Command::new(&compose)
-            .current_dir(&dir)
-            .env("COMPOSE_PROFILES", "aws")
-            .env("GALLEY_BUS_BACKEND", "sqs")
-            .args(["-f", "compose.yaml", "config"]),
-    );
+    let aws = run(Command::new(&compose)
+        .current_dir(&dir)
+        .env("COMPOSE_PROFILES", "aws")
+        .env("GALLEY_BUS_BACKEND", "sqs")
+        .args(["-f", "compose.yaml", "config"]));
     assert!(!aws.contains("rabbitmq:3-management"), "the aws profile runs no broker:\n{aws}");
     assert!(aws.contains("GALLEY__BUS__BACKEND: sqs"), "and points the services at SQS:\n{aws}");
-    let local = run(
-        Command::new(&compose)
-            .current_dir(&dir)
-            .env("GALLEY_COOKIE_KEY", "dGVzdA==")
-            .args(["-f", "compose.local.yaml", "config"]),
-    );
+    let local = run(Command::new(&compose).current_dir(&dir).env("GALLEY_COOKIE_KEY", "dGVzdA==").args([
+        "-f",
+        "compose.local.yaml",
+        "config",
+    ]));
     assert!(local.contains("localhost/galley:local") && local.contains("pull_policy: never"), "{local}");
     assert!(local.contains("GALLEY__STORE__BACKEND: embedded"), "{local}");
 }
@@ -84,10 +83,18 @@ fn both_overlays_render_and_validate_strictly() {
     let validate = tool("kubernetes-validate");
     let dir = tempfile::tempdir().expect("temp dir");
     for overlay in ["local", "production"] {
-        let rendered = run(Command::new(&kubectl).arg("kustomize").arg(root().join("deploy/k8s/overlays").join(overlay)));
-        for kind in
-            ["Deployment", "Service", "Ingress", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap", "NetworkPolicy"]
-        {
+        let rendered = run(Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(root().join("deploy/k8s/overlays").join(overlay)));
+        for kind in [
+            "Deployment",
+            "Service",
+            "Ingress",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "ConfigMap",
+            "NetworkPolicy",
+        ] {
             assert!(rendered.contains(&format!("kind: {kind}\n")), "{overlay} renders a {kind}");
         }
         assert!(rendered.contains("readOnlyRootFilesystem: true") && rendered.contains("runAsNonRoot: true"));
@@ -120,7 +127,8 @@ fn copies_stay_in_step_with_their_sources() {
 fn the_health_subcommand_answers_by_exit_code() {
     let galley = env!("CARGO_BIN_EXE_galley");
     // Nothing listens on port 9 of loopback (discard, never started here): unhealthy, exit 1.
-    let refused = Command::new(galley).args(["health", "--timeout", "2", "http://127.0.0.1:9/health/ready"]).output();
+    let refused =
+        Command::new(galley).args(["health", "--timeout", "2", "http://127.0.0.1:9/health/ready"]).output();
     assert_eq!(refused.expect("runs").status.code(), Some(1));
     let bad = Command::new(galley).args(["health", "https://127.0.0.1/"]).output().expect("runs");
     assert_eq!(bad.status.code(), Some(1));
@@ -138,7 +146,9 @@ fn the_health_subcommand_is_healthy_on_2xx_only() {
             let (mut stream, _) = listener.accept().expect("one probe");
             let mut request = [0_u8; 512];
             let read = stream.read(&mut request).expect("request");
-            stream.write_all(format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\n\r\n").as_bytes()).expect("answer");
+            stream
+                .write_all(format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\n\r\n").as_bytes())
+                .expect("answer");
             String::from_utf8_lossy(&request[..read]).into_owned()
         });
         let status = Command::new(galley)
