@@ -46,7 +46,7 @@ enum Command {
     Stack(galley_stack::StackArgs),
     /// Probe a health endpoint: exit 0 on a 2xx answer, 1 otherwise (container health checks).
     Health {
-        /// `http://HOST:PORT/PATH`, e.g. http://127.0.0.1:8080/health/ready.
+        /// The URL to GET, e.g. http://127.0.0.1:8080/health/ready.
         url: String,
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 3)]
@@ -156,94 +156,36 @@ fn announce(address: SocketAddr, data_dir: &Path) {
     }
 }
 
-/// `galley health URL`. A plain-HTTP/1.1 GET written by hand: the probe runs inside the container
-/// against the service's own loopback listener, so it needs neither TLS nor an HTTP client crate, and
-/// the runtime image stays without curl. Any failure (bad URL, refused, timeout, non-2xx) is exit 1 with
-/// one line on stderr.
+/// `galley health URL`: the container image's `HEALTHCHECK`, so the slim image needs no curl. Uses the
+/// reqwest client the binary already carries (`galley stack` probes with it); proxies are ignored, as the
+/// probe targets the service's own listener. Any failure (bad URL, refused, timeout, non-2xx) is exit 1
+/// with one line on stderr.
 async fn health(url: &str, timeout: Duration) -> ExitCode {
-    match tokio::time::timeout(timeout, probe(url)).await {
-        Ok(Ok(status)) if (200..300).contains(&status) => ExitCode::SUCCESS,
-        Ok(Ok(status)) => {
-            eprintln!("unhealthy: {url} answered {status}");
+    // The probe targets the container's own plain-HTTP listener; anything else is a mistake.
+    if !url.starts_with("http://") {
+        eprintln!("unhealthy: {url}: only http:// URLs are supported");
+        return ExitCode::FAILURE;
+    }
+    let answer = match reqwest::Client::builder().no_proxy().timeout(timeout).build() {
+        Ok(client) => client.get(url).send().await,
+        Err(error) => {
+            eprintln!("unhealthy: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match answer {
+        Ok(response) if response.status().is_success() => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("unhealthy: {url} answered {}", response.status().as_u16());
             ExitCode::FAILURE
         }
-        Ok(Err(error)) => {
-            eprintln!("unhealthy: {url}: {error}");
-            ExitCode::FAILURE
-        }
-        Err(_) => {
+        Err(error) if error.is_timeout() => {
             eprintln!("unhealthy: {url} did not answer within {} s", timeout.as_secs());
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Sends `GET` and returns the status code of the answer's status line.
-async fn probe(url: &str) -> anyhow::Result<u16> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let (authority, path) = split_http_url(url)?;
-    let mut stream = tokio::net::TcpStream::connect(authority).await?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await?;
-    let mut head = [0_u8; 64];
-    let mut filled = 0;
-    while filled < head.len() {
-        let read = stream.read(&mut head[filled..]).await?;
-        if read == 0 {
-            break;
+        Err(error) => {
+            eprintln!("unhealthy: {url}: {error}");
+            ExitCode::FAILURE
         }
-        filled += read;
-        if head[..filled].contains(&b'\n') {
-            break;
-        }
-    }
-    parse_status(&head[..filled])
-}
-
-/// `http://host:port/path` → (`host:port`, `/path`). Only plain HTTP: see [`health`].
-fn split_http_url(url: &str) -> anyhow::Result<(&str, &str)> {
-    let rest =
-        url.strip_prefix("http://").ok_or_else(|| anyhow::anyhow!("only http:// URLs are supported"))?;
-    let (authority, path) = match rest.find('/') {
-        Some(index) => (&rest[..index], &rest[index..]),
-        None => (rest, "/"),
-    };
-    if authority.is_empty() {
-        anyhow::bail!("no host in the URL");
-    }
-    Ok((authority, path))
-}
-
-/// The code in `HTTP/1.x NNN reason`.
-fn parse_status(head: &[u8]) -> anyhow::Result<u16> {
-    let line = std::str::from_utf8(head).unwrap_or_default();
-    let mut parts = line.split_whitespace();
-    match (parts.next(), parts.next().and_then(|code| code.parse::<u16>().ok())) {
-        (Some(version), Some(code)) if version.starts_with("HTTP/") => Ok(code),
-        _ => anyhow::bail!("not an HTTP answer"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn splits_http_urls() {
-        assert_eq!(
-            split_http_url("http://127.0.0.1:8080/health/ready").ok(),
-            Some(("127.0.0.1:8080", "/health/ready"))
-        );
-        assert_eq!(split_http_url("http://localhost:9").ok(), Some(("localhost:9", "/")));
-        assert!(split_http_url("https://localhost/").is_err());
-        assert!(split_http_url("http:///x").is_err());
-    }
-
-    #[test]
-    fn reads_the_status_code() {
-        assert_eq!(parse_status(b"HTTP/1.1 204 No Content\r\n").ok(), Some(204));
-        assert_eq!(parse_status(b"HTTP/1.1 503 Service").ok(), Some(503));
-        assert!(parse_status(b"SSH-2.0-OpenSSH").is_err());
-        assert!(parse_status(b"").is_err());
     }
 }
