@@ -7,10 +7,11 @@ STACK_FLAGS ?=
 COMPONENT ?= nginx
 GALLEY_RELEASE = $(or $(CARGO_TARGET_DIR),target)/release/galley
 
-.PHONY: help run test check fmt lint bench bench-rss bench-amqp build clean init up status logs down prune
+.PHONY: help run test check fmt lint bench bench-rss bench-amqp build clean init up status logs down prune \
+	image compose-up compose-down compose-test
 
 help: ## List every target with its description
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-11s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-13s\033[0m %s\n", $$1, $$2}'
 
 run: ## Run every service in one process on embedded defaults (http://127.0.0.1:8080)
 	$(CARGO) run --release -p galley -- serve
@@ -71,3 +72,16 @@ down: ## Stop every stack component (SIGTERM, then SIGKILL after 20 s)
 
 prune: ## Stop the stack and delete ./stack (certificates, data, logs); asks first
 	$(GALLEY_RELEASE) stack --state-dir $(STATE) prune
+
+image: $(GALLEY_RELEASE) ## Build the container image localhost/galley:latest (podman, docker format) from the release binary
+	scripts/containers.sh image $(GALLEY_RELEASE)
+
+compose-up: $(GALLEY_RELEASE) ## Build the local images and start deploy/compose/compose.local.yaml (https://localhost:8443)
+	scripts/containers.sh up $(GALLEY_RELEASE)
+
+compose-down: ## Stop the local compose stack; remove its containers, networks and volumes
+	scripts/containers.sh down
+
+compose-test: ## Base image if missing, images, compose up, every flow through nginx, a killed worker, down
+	scripts/python-tools.sh
+	$(CARGO) test --locked -p galley --test compose -- --nocapture

@@ -102,9 +102,12 @@ tls() {
 }
 
 compose() {
+  # GALLEY_COMPOSE_OVERRIDES: more compose files (space-separated paths) layered over the local one.
+  local files=(-f deploy/compose/compose.local.yaml) override
+  for override in ${GALLEY_COMPOSE_OVERRIDES:-}; do files+=(-f "$override"); done
   GALLEY_COMPOSE_PROJECT="$project" GALLEY_TLS_DIR="$dir/tls" \
     GALLEY_COOKIE_KEY="${GALLEY_COOKIE_KEY:-$(cat "$dir/cookie-key" 2>/dev/null || true)}" \
-    "$compose_bin" -p "$project" -f deploy/compose/compose.local.yaml "$@"
+    "$compose_bin" -p "$project" "${files[@]}" "$@"
 }
 
 up() {

@@ -576,6 +576,11 @@ pub struct RabbitMqSettings {
     /// How many times a message may come back unsettled (its consumer crashed or hung up) before the
     /// broker dead-letters it (`x-delivery-limit` of the quorum work queues).
     pub delivery_limit: u32,
+    /// How long start-up keeps retrying a broker that cannot be reached yet, in seconds
+    /// (`GALLEY__BUS__RABBITMQ__CONNECT_WAIT`). 0 (the default) fails at once, leaving restarts to the
+    /// supervisor; containers started together (compose without health checks) set it.
+    #[serde(with = "duration_secs")]
+    pub connect_wait: Duration,
 }
 
 impl Default for RabbitMqSettings {
@@ -584,6 +589,7 @@ impl Default for RabbitMqSettings {
             url: crate::secret::Secret::from("amqp://guest:guest@127.0.0.1:5672/%2f"),
             prefix: "galley.".to_owned(),
             delivery_limit: 10,
+            connect_wait: Duration::ZERO,
         }
     }
 }
@@ -596,10 +602,18 @@ pub struct RedisSettings {
     pub url: crate::secret::Secret,
     /// Prefix of every key, so deployments can share a server.
     pub prefix: String,
+    /// How long start-up keeps retrying a server that cannot be reached yet, in seconds
+    /// (`GALLEY__CACHE__REDIS__CONNECT_WAIT`); 0 (the default) fails at once, as for the broker.
+    #[serde(with = "duration_secs")]
+    pub connect_wait: Duration,
 }
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self { url: crate::secret::Secret::from("redis://127.0.0.1:6379"), prefix: "galley:".to_owned() }
+        Self {
+            url: crate::secret::Secret::from("redis://127.0.0.1:6379"),
+            prefix: "galley:".to_owned(),
+            connect_wait: Duration::ZERO,
+        }
     }
 }

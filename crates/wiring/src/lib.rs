@@ -14,12 +14,14 @@
 //!   process's session with Vault.
 //! - [`telemetry`]: measuring decorators around the cache and the bus ([`telemetry::MeteredCache`],
 //!   [`telemetry::MeteredBus`]).
+//! - `startup`: retrying Redis and RabbitMQ at start-up for `connect_wait` seconds.
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
 //! crates never see it.
 
 pub mod at_rest;
 pub mod secrets;
+mod startup;
 pub mod telemetry;
 
 use std::sync::Arc;
@@ -219,12 +221,17 @@ async fn redis(
     credentials: Option<CredentialsFeed>,
 ) -> anyhow::Result<RedisConnection> {
     let url = settings.redis.url.expose_secret();
-    match credentials {
-        None => RedisConnection::connect(url, &settings.redis.prefix).await,
-        Some(credentials) => {
-            RedisConnection::connect_following(url, &settings.redis.prefix, credentials).await
+    let prefix = &settings.redis.prefix;
+    startup::connect_within("Redis", settings.redis.connect_wait, || {
+        let credentials = credentials.clone();
+        async move {
+            match credentials {
+                None => RedisConnection::connect(url, prefix).await,
+                Some(credentials) => RedisConnection::connect_following(url, prefix, credentials).await,
+            }
         }
-    }
+    })
+    .await
     .context("connecting to Redis (cache.redis.url)")
 }
 
@@ -251,10 +258,16 @@ pub async fn open_bus_with(
                 delivery_limit: settings.rabbitmq.delivery_limit,
             };
             let url = settings.rabbitmq.url.expose_secret();
-            let bus = match credentials {
-                None => RabbitMqBus::connect_with(url, options).await,
-                Some(credentials) => RabbitMqBus::connect_following(url, options, credentials).await,
-            };
+            let bus = startup::connect_within("RabbitMQ", settings.rabbitmq.connect_wait, || {
+                let (options, credentials) = (options.clone(), credentials.clone());
+                async move {
+                    match credentials {
+                        None => RabbitMqBus::connect_with(url, options).await,
+                        Some(credentials) => RabbitMqBus::connect_following(url, options, credentials).await,
+                    }
+                }
+            })
+            .await;
             Arc::new(bus.context("connecting to RabbitMQ (bus.rabbitmq.url)")?)
         }
         BusBackend::Sqs => {
