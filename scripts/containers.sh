@@ -93,12 +93,23 @@ restore_host_state() {
   rm -f "$dir/host-state"
 }
 
-tls() {
-  [ -f "$dir/tls/tls.crt" ] && return 0
-  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=localhost" \
-    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$dir/tls/tls.key" -out "$dir/tls/tls.crt" 2>/dev/null
+tls() { # a CA and a localhost certificate it signs (rustls refuses a self-signed CA as a server certificate)
+  [ -f "$dir/tls/tls.crt" ] && [ -f "$dir/ca/ca.crt" ] && return 0
+  # The CA stays outside the directory nginx mounts.
+  mkdir -p "$dir/ca" && chmod 0700 "$dir/ca"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=Galley local compose CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign" \
+    -keyout "$dir/ca/ca.key" -out "$dir/ca/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$dir/tls/tls.key" \
+    -out "$dir/tls/tls.csr" 2>/dev/null
+  printf 'basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' \
+    > "$dir/tls/tls.ext"
+  openssl x509 -req -in "$dir/tls/tls.csr" -CA "$dir/ca/ca.crt" -CAkey "$dir/ca/ca.key" -CAcreateserial -CAserial "$dir/ca/ca.srl" \
+    -days 30 -extfile "$dir/tls/tls.ext" -out "$dir/tls/tls.crt" 2>/dev/null
+  rm -f "$dir/tls/tls.csr" "$dir/tls/tls.ext"
+  # The nginx master reads the key as root; the mount is read-only.
   chmod 0644 "$dir/tls/tls.key"
+  chmod 0600 "$dir/ca/ca.key"
 }
 
 compose() {
@@ -120,7 +131,7 @@ up() {
   record_host_state
   compose build >/dev/null
   compose up -d
-  say "https://127.0.0.1:${GALLEY_HTTPS_PORT:-8443}/ (CA: $dir/tls/tls.crt)"
+  say "https://localhost:${GALLEY_HTTPS_PORT:-8443}/ (CA: $dir/ca/ca.crt)"
 }
 
 down() {

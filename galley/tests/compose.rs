@@ -60,6 +60,8 @@ struct Project {
     name: String,
     https_port: u16,
     feeds: tempfile::TempDir,
+    /// Set once the test brought the project down itself.
+    down: bool,
 }
 
 impl Project {
@@ -110,7 +112,10 @@ impl Drop for Project {
             ])
             .lines()
             {
-                let logs = Command::new("podman").args(["logs", "--tail", "20", container]).output();
+                let logs = Command::new("podman")
+                    .args(["logs", "--tail", "20", container])
+                    .envs(podman_environment())
+                    .output();
                 if let Ok(logs) = logs {
                     eprintln!(
                         "--- {container}\n{}{}",
@@ -120,7 +125,9 @@ impl Drop for Project {
                 }
             }
         }
-        let _ = self.script(&["down"]).status();
+        if !self.down {
+            let _ = self.script(&["down"]).status();
+        }
     }
 }
 
@@ -177,7 +184,7 @@ fn client(https_port: u16) -> reqwest::Client {
     let dir = std::env::var_os("GALLEY_CONTAINERS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join(".tools/containers"));
-    let pem = std::fs::read(dir.join("tls/tls.crt")).expect("certificate made by containers.sh");
+    let pem = std::fs::read(dir.join("ca/ca.crt")).expect("the CA containers.sh made");
     reqwest::Client::builder()
         .no_proxy()
         .tls_built_in_root_certs(false)
@@ -198,10 +205,11 @@ async fn the_compose_stack_runs_every_flow_survives_a_killed_worker_and_leaves_n
 }
 
 async fn run() {
-    let project = Project {
+    let mut project = Project {
         name: format!("galley-test-{}", std::process::id()),
         https_port: free_port(),
         feeds: tempfile::tempdir().expect("temp dir"),
+        down: false,
     };
     write_feeds(project.feeds.path());
     let binary = env!("CARGO_BIN_EXE_galley");
@@ -222,14 +230,18 @@ async fn run() {
     // The services wait for Redis and RabbitMQ; nginx is restarted until its upstreams resolve.
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let ready = client.get(format!("{base}/rss/entries?limit=1")).send().await;
-        let recipes = client.get(format!("{base}/recipes?limit=1")).send().await;
-        if ready.is_ok_and(|r| r.status() == StatusCode::OK)
-            && recipes.is_ok_and(|r| r.status() == StatusCode::OK)
-        {
+        let mut last = Vec::new();
+        for path in ["/recipes?limit=1", "/rss/entries?limit=1"] {
+            match client.get(format!("{base}{path}")).send().await {
+                Ok(response) if response.status() == StatusCode::OK => {}
+                Ok(response) => last.push(format!("{path}: {}", response.status())),
+                Err(error) => last.push(format!("{path}: {error:?}")),
+            }
+        }
+        if last.is_empty() {
             break;
         }
-        assert!(Instant::now() < deadline, "the stack answers through nginx in time");
+        assert!(Instant::now() < deadline, "the stack answers through nginx in time: {last:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     eprintln!("compose: serving through nginx {:?} after start", started.elapsed());
@@ -290,6 +302,7 @@ async fn run() {
 
     // Down: nothing of the project is left.
     let down = project.script(&["down"]).output().expect("down runs");
+    project.down = true;
     assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
     assert_eq!(project.leftovers(), Vec::<String>::new(), "down removes containers, networks and volumes");
     eprintln!("compose: whole test {:?}", started.elapsed());
