@@ -137,6 +137,8 @@ up() {
 down() {
   configure
   compose down -v --remove-orphans || true
+  # Each build of a changed binary leaves the previous image untagged; keep only what is tagged.
+  podman image prune -f >/dev/null 2>&1 || true
   restore_host_state
 }
 
