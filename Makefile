@@ -7,7 +7,7 @@ STACK_FLAGS ?=
 COMPONENT ?= nginx
 GALLEY_RELEASE = $(or $(CARGO_TARGET_DIR),target)/release/galley
 
-.PHONY: help run test check fmt lint bench bench-rss bench-amqp build clean init up status logs down prune \
+.PHONY: help run test check fmt lint bench bench-rss bench-amqp bench-stack build clean init up status logs down prune \
 	image compose-up compose-down compose-test
 
 help: ## List every target with its description
@@ -45,6 +45,9 @@ bench-rss: ## End-to-end RSS ingestion: 1,000-entry feed POST → job done, entr
 bench-amqp: ## RabbitMQ publish-with-confirm throughput against the local broker, as a ratio of aio-pika's in the same run
 	scripts/python-tools.sh
 	$(CARGO) bench -p galley-rabbitmq --bench publish
+
+bench-stack: ## The local stack: up cold/warm, resident memory, GET /recipes through nginx vs direct (ratio)
+	scripts/bench-stack.sh
 
 build: ## Build release binaries of every service
 	$(CARGO) build --release --workspace --bins --locked
