@@ -129,7 +129,8 @@ up() {
   tls
   [ -f "$dir/cookie-key" ] || openssl rand -base64 48 | tr -d '\n' > "$dir/cookie-key"
   record_host_state
-  compose build >/dev/null
+  # Docker format: the OCI format podman builds by default silently drops HEALTHCHECK.
+  compose --podman-build-args="--format docker" build >/dev/null
   compose up -d
   say "https://localhost:${GALLEY_HTTPS_PORT:-8443}/ (CA: $dir/ca/ca.crt)"
 }

@@ -223,6 +223,9 @@ async fn run() {
         String::from_utf8_lossy(&up.stderr)
     );
     eprintln!("compose: images built and containers started in {:?}", started.elapsed());
+    let healthcheck =
+        podman(&["image", "inspect", "localhost/galley:local", "--format", "{{.Config.Healthcheck.Test}}"]);
+    assert!(healthcheck.contains("galley health"), "built in docker format, HEALTHCHECK kept: {healthcheck}");
 
     let client = client(project.https_port);
     let base = "https://localhost:".to_owned() + &project.https_port.to_string();
