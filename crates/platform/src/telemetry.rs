@@ -8,7 +8,6 @@
 //! message bus as plain strings ([`TraceHeaders`]); every OpenTelemetry type stays in the private
 //! `otel` module.
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use serde::Deserialize;
@@ -134,7 +133,7 @@ fn subscriber<W>(
     settings: &TelemetrySettings,
     writer: W,
     tracer: Option<opentelemetry_sdk::trace::SdkTracer>,
-) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a>
+) -> impl Subscriber + Send + Sync + for<'a> LookupSpan<'a> + use<W>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -145,7 +144,8 @@ where
     let traces = tracer.map(|tracer| {
         tracing_opentelemetry::layer().with_tracer(tracer).with_threads(false).with_tracked_inactivity(false)
     });
-    let registry = tracing_subscriber::registry().with(filter).with(traces);
+    let dispatch = DispatchSlot::default();
+    let registry = tracing_subscriber::registry().with(filter).with(traces).with(dispatch.clone());
     let lines = match settings.format {
         LogFormat::Pretty => tracing_subscriber::fmt::layer().compact().with_writer(writer).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer()
@@ -154,7 +154,7 @@ where
             .with_current_span(true)
             .with_span_list(false)
             .with_writer(writer)
-            .map_event_format(WithTraceIds)
+            .map_event_format(|inner| WithTraceIds { inner, dispatch })
             .boxed(),
     };
     registry.with(lines)
@@ -164,7 +164,22 @@ where
 /// the fields the inner format writes, when that span is traced. The inner format writes one object
 /// per line; the two keys are spliced in after its opening brace.
 #[derive(Debug)]
-struct WithTraceIds<F>(F);
+struct WithTraceIds<F> {
+    inner: F,
+    dispatch: DispatchSlot,
+}
+
+/// The subscriber this layer is part of, for the formatter: while an event is being dispatched,
+/// `tracing::dispatcher::get_default` yields no subscriber (re-entrancy guard), so the formatter keeps a
+/// weak handle, set when the subscriber is registered (per subscriber, not a global).
+#[derive(Debug, Clone, Default)]
+struct DispatchSlot(std::sync::Arc<std::sync::OnceLock<tracing::dispatcher::WeakDispatch>>);
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for DispatchSlot {
+    fn on_register_dispatch(&self, dispatch: &tracing::Dispatch) {
+        let _ = self.0.set(dispatch.downgrade());
+    }
+}
 
 impl<S, N, F> FormatEvent<S, N> for WithTraceIds<F>
 where
@@ -179,12 +194,12 @@ where
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
         let ids = ctx.lookup_current().and_then(|span| {
-            let id = span.id();
-            tracing::dispatcher::get_default(|dispatch| otel::ids_of(&id, dispatch))
+            let dispatch = self.dispatch.0.get()?.upgrade()?;
+            otel::ids_of(&span.id(), &dispatch)
         });
-        let Some((trace_id, span_id)) = ids else { return self.0.format_event(ctx, writer, event) };
+        let Some((trace_id, span_id)) = ids else { return self.inner.format_event(ctx, writer, event) };
         let mut line = String::new();
-        self.0.format_event(ctx, Writer::new(&mut line), event)?;
+        self.inner.format_event(ctx, Writer::new(&mut line), event)?;
         match line.strip_prefix('{') {
             Some(rest) if !rest.starts_with('}') => {
                 write!(writer, "{{\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",{rest}")

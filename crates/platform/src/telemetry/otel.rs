@@ -34,7 +34,7 @@ pub(super) const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Who is reporting: the resource every exported span carries.
 fn resource(service: &str) -> Resource {
-    Resource::builder_empty()
+    Resource::builder()
         .with_service_name(service.to_owned())
         .with_attributes([
             KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
