@@ -13,11 +13,11 @@ use bytes::Bytes;
 use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus, TraceContext};
 use galley_messaging::{BusError, MessageBus, OutgoingMessage, Settle, Subscription, TraceHeaders};
 use galley_platform::{Shutdown, telemetry};
-use tracing::Instrument;
 use galley_rss::invalidation::EntriesGeneration;
 use galley_rss::model::{Job, JobStatus};
 use galley_rss::ports::{FetchQueue, JobOutcome, QueueError};
 use galley_rss::{FetchRequests, RssError};
+use tracing::Instrument;
 
 use crate::{REPLIES_QUEUE, REQUESTS_QUEUE};
 

@@ -47,8 +47,7 @@ async fn start(wiring: &Wiring, data: &std::path::Path, shutdown: &Shutdown) -> 
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let mut store = galley_platform::StoreSettings::default();
     store.embedded.path = data.join("galley.db");
-    let recipes =
-        recipes_api::Settings { http: loopback_http(), store: store.clone(), ..Default::default() };
+    let recipes = recipes_api::Settings { http: loopback_http(), store: store.clone(), ..Default::default() };
     let issuer_app = recipes_api::Application::build(recipes).await.expect("recipes-api");
     let issuer = format!("http://{}/", issuer_app.local_addr().expect("bound"));
     tokio::spawn(issuer_app.run_until_stopped(shutdown.clone()));

@@ -217,8 +217,10 @@ impl Worker {
                 .to_string();
         let mut envelope = Envelope::new(message_id.clone(), job.id.to_string(), None, payload);
         if let Some(trace) = &trace {
-            envelope = envelope
-                .with_trace(TraceContext { traceparent: trace.traceparent.clone(), tracestate: trace.tracestate.clone() });
+            envelope = envelope.with_trace(TraceContext {
+                traceparent: trace.traceparent.clone(),
+                tracestate: trace.tracestate.clone(),
+            });
         }
         let body = galley_contracts::encode(&envelope)?;
         let message = OutgoingMessage {

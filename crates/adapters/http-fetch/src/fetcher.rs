@@ -161,7 +161,8 @@ impl FeedFetcher for HttpFeedFetcher {
         check_url(&self.policy, &url).map_err(|error| permanent(error.code(), error.to_string()))?;
 
         // reqwest enforces the same total timeout; this outer one also bounds the body loop and DNS.
-        let span = tracing::info_span!("GET", otel.kind = "client", http.request.method = "GET", url.full = %url);
+        let span =
+            tracing::info_span!("GET", otel.kind = "client", http.request.method = "GET", url.full = %url);
         let downloaded = tokio::time::timeout(self.settings.total_timeout, self.download(url, request))
             .instrument(span)
             .await

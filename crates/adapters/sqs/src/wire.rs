@@ -220,7 +220,10 @@ pub fn decode(message: &aws_sdk_sqs::types::Message) -> Result<ReceivedMessage, 
         message_id,
         correlation_id: attributes.text(CORRELATION_ID).map(str::to_owned),
         reply_to: attributes.text(REPLY_TO).map(str::to_owned),
-        trace: galley_messaging::TraceHeaders::from_values(attributes.text(TRACEPARENT), attributes.text(TRACESTATE)),
+        trace: galley_messaging::TraceHeaders::from_values(
+            attributes.text(TRACEPARENT),
+            attributes.text(TRACESTATE),
+        ),
         body,
         attempt: attributes.attempt().saturating_add(receive_count - 1),
     })

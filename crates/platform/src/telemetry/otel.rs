@@ -111,10 +111,8 @@ impl ExportClient {
             .enable_all()
             .build()
             .map_err(|error| error.to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(EXPORT_TIMEOUT)
-            .build()
-            .map_err(|error| error.to_string())?;
+        let client =
+            reqwest::Client::builder().timeout(EXPORT_TIMEOUT).build().map_err(|error| error.to_string())?;
         Ok(Self { client, runtime: ExportRuntime(Some(runtime)) })
     }
 }
@@ -197,9 +195,7 @@ pub(super) fn ids_of(id: &tracing::span::Id, dispatch: &tracing::Dispatch) -> Op
     let context = tracing_opentelemetry::get_otel_context(id, dispatch)?;
     let span = context.span();
     let span_context = span.span_context();
-    span_context
-        .is_valid()
-        .then(|| (span_context.trace_id().to_string(), span_context.span_id().to_string()))
+    span_context.is_valid().then(|| (span_context.trace_id().to_string(), span_context.span_id().to_string()))
 }
 
 /// An in-memory span exporter for tests (`opentelemetry_sdk`'s `testing` feature), with the spans
