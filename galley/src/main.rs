@@ -122,7 +122,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut recipes: recipes_api::Settings = secrets.load(&source)?;
     recipes.http.bind = args.bind;
     let worker: rss_worker::Settings = secrets.load(&source)?;
-    let _telemetry = telemetry::init(&recipes.telemetry);
+    let _telemetry = telemetry::init("galley", &recipes.telemetry);
     secrets.log_origins();
     std::fs::create_dir_all(&args.data_dir)?;
 

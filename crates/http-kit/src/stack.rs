@@ -4,8 +4,11 @@
 //!    ([`crate::metrics`]; outermost, so timeouts, panics and oversized bodies are counted too);
 //! 1. request id: reuse the client's `x-request-id` or mint one ([`RequestIds`]: a random
 //!    per-process prefix and a counter, no system call per request), and echo it on the response;
-//! 2. tracing: one span per request carrying method, path and request id, so every log line of the
-//!    request (including a panic's) can be found by the id quoted in an error response;
+//! 2. tracing: one span per request carrying method, path, route template and request id, so every log
+//!    line of the request (including a panic's) can be found by the id quoted in an error response; an
+//!    incoming W3C `traceparent`/`tracestate` makes it a child of the caller's span when traces are on
+//!    (ADR 0028). The request's start and end are logged at DEBUG (per-request lines are the metrics'
+//!    job at INFO), server errors at ERROR;
 //! 3. locale + problem rendering: negotiates the locale, sets `Content-Language`, and turns every
 //!    [`Problem`] (or bare error status from axum or a layer) into a localized `application/problem+json`;
 //! 4. timeout: requests running longer than `http.request_timeout` get 408;
@@ -23,7 +26,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use galley_platform::{HealthCheck, HttpSettings, Locale, Localizer, Metrics};
+use galley_platform::{HealthCheck, HttpSettings, Locale, Localizer, Metrics, TraceHeaders};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -113,15 +116,24 @@ pub fn with_standard_layers(router: Router, context: HttpContext) -> Router {
                             .extensions()
                             .get::<axum::extract::MatchedPath>()
                             .map_or(crate::metrics::UNMATCHED_ROUTE, |path| path.as_str());
-                        tracing::info_span!(
+                        let span = tracing::info_span!(
                             "request",
+                            otel.name = %format_args!("{} {route}", request.method()),
+                            otel.kind = "server",
                             method = %request.method(),
                             path = %request.uri().path(),
                             route,
                             request_id,
-                        )
+                        );
+                        // Right at creation: a span's parent cannot change once it has started.
+                        let header = |name| request.headers().get(name).and_then(|v| v.to_str().ok());
+                        galley_platform::telemetry::set_parent(
+                            &span,
+                            TraceHeaders::from_values(header("traceparent"), header("tracestate")).as_ref(),
+                        );
+                        span
                     })
-                    .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                    .on_response(DefaultOnResponse::new().level(Level::DEBUG)),
             )
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(middleware::from_fn_with_state(Arc::new(context), localize))

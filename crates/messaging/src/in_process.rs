@@ -128,6 +128,7 @@ impl MessageBus for InProcessBus {
             message_id: message.message_id,
             correlation_id: message.correlation_id,
             reply_to: message.reply_to,
+            trace: message.trace,
             body: message.body,
             attempt: 1,
         }));

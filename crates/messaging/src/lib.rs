@@ -11,5 +11,5 @@ pub mod port;
 pub use in_process::InProcessBus;
 pub use port::{
     BusError, BusHealth, DEFAULT_DELIVERY_LIMIT, Delivery, MessageBus, OutgoingMessage, ReceivedMessage,
-    Settle, Subscription, dead_letter_queue,
+    Settle, Subscription, TraceHeaders, dead_letter_queue,
 };

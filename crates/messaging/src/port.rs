@@ -30,11 +30,15 @@
 //! - **Request/reply**: a requester sets `reply_to` (a queue it consumes) and `correlation_id`; the
 //!   responder publishes its reply to `reply_to` with the same `correlation_id`.
 //! - **Closing**: after the bus is closed, `next` returns `None` once nothing more can be delivered.
+//! - **Trace context**: a message's `trace` (W3C `traceparent`/`tracestate`) reaches its consumer
+//!   unchanged, on redeliveries, retries and in the dead-letter queue too (RabbitMQ: AMQP headers; SQS:
+//!   message attributes), so the consumer's span joins the producer's trace (ADR 0028).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+pub use galley_platform::TraceHeaders;
 
 /// How many times a message may come back unsettled before it is dead-lettered, unless configured.
 pub const DEFAULT_DELIVERY_LIMIT: u32 = 10;
@@ -58,6 +62,9 @@ pub struct OutgoingMessage {
     pub correlation_id: Option<String>,
     /// Queue the reply should go to.
     pub reply_to: Option<String>,
+    /// The publisher's trace context ([`galley_platform::telemetry::inject_current`]), carried beside
+    /// the body so consumers need not parse it to join the trace.
+    pub trace: Option<TraceHeaders>,
     pub body: Bytes,
 }
 
@@ -67,6 +74,8 @@ pub struct ReceivedMessage {
     pub message_id: String,
     pub correlation_id: Option<String>,
     pub reply_to: Option<String>,
+    /// The publisher's trace context, as published.
+    pub trace: Option<TraceHeaders>,
     pub body: Bytes,
     /// 1 on first delivery, then one more per redelivery.
     pub attempt: u32,

@@ -1,5 +1,6 @@
-//! Cross-cutting platform services shared by every Galley binary. Nothing here knows HTTP, a database or
-//! a broker; it is what a process needs before it can serve anything.
+//! Cross-cutting platform services shared by every Galley binary. Nothing here knows a database or a
+//! broker, and HTTP only as the trace exporter's client; it is what a process needs before it can serve
+//! anything.
 //!
 //! Module map:
 //! - [`config`]: layered configuration (built-in defaults → `config/*.toml` → `GALLEY__SECTION__KEY`).
@@ -8,7 +9,8 @@
 //! - [`secret`]: a string type for credentials that never prints or logs.
 //! - [`secrets`]: the secrets-backend port (static secrets, leased credentials) and the configuration
 //!   layer static secrets arrive in, between the files and the environment.
-//! - [`telemetry`]: tracing set-up, readable locally and JSON in production.
+//! - [`telemetry`]: tracing set-up, readable locally and JSON in production; OpenTelemetry traces over
+//!   OTLP/HTTP when configured, and W3C trace context in and out of spans (ADR 0028).
 //! - [`metrics`]: a Prometheus registry per process, without a global recorder ([`Metrics`]).
 //! - [`i18n`]: Project Fluent bundles, locale negotiation (`?locale=`, `Accept-Language` with q-values).
 //! - [`health`]: dependency checks aggregated into a readiness report.
@@ -39,4 +41,4 @@ pub use secrets::{
     load_settings_layered,
 };
 pub use shutdown::Shutdown;
-pub use telemetry::{LogFormat, OtlpSettings, TelemetryGuard, TelemetrySettings};
+pub use telemetry::{LogFormat, OtlpSettings, TelemetryGuard, TelemetrySettings, TraceHeaders};

@@ -8,12 +8,16 @@
 //!    until the attempt limit.
 //!
 //! Store failures surface as `Err`: the caller must not acknowledge the message, so it is retried.
+//!
+//! The fetch (download and parse) runs in an `rss.fetch` span and the storing of entries in an
+//! `rss.store` span, so a trace shows where a slow ingestion spent its time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use galley_kernel::Clock;
 use rand::Rng as _;
+use tracing::Instrument as _;
 
 use crate::error::RssError;
 use crate::feed_url::FeedUrl;
@@ -105,7 +109,8 @@ impl FeedIngestion {
             etag: state.as_ref().and_then(|s| s.etag.clone()),
             last_modified: state.as_ref().and_then(|s| s.last_modified.clone()),
         };
-        let outcome = match self.fetcher.fetch(&request).await {
+        let fetching = tracing::info_span!("rss.fetch", url = %url, attempt = job.attempts);
+        let outcome = match self.fetcher.fetch(&request).instrument(fetching).await {
             Ok(FetchOutcome::NotModified) => {
                 let now = self.clock.now();
                 self.feeds
@@ -117,8 +122,14 @@ impl FeedIngestion {
                 let now = self.clock.now();
                 let entries: Vec<Entry> =
                     entries.into_iter().map(|parsed| Entry::from_parsed(url, parsed, now)).collect();
-                let (inserted, skipped) = self.entries.insert_new(job_id, &entries).await?;
-                self.feeds.record_success(url, etag.as_deref(), last_modified.as_deref(), now).await?;
+                let storing = tracing::info_span!("rss.store", entries = entries.len());
+                let (inserted, skipped) = async {
+                    let counts = self.entries.insert_new(job_id, &entries).await?;
+                    self.feeds.record_success(url, etag.as_deref(), last_modified.as_deref(), now).await?;
+                    Ok::<_, RssError>(counts)
+                }
+                .instrument(storing)
+                .await?;
                 done(inserted, skipped)
             }
             Err(FetchError::Permanent { code, detail }) => {

@@ -275,6 +275,7 @@ mod tests {
                 message_id: format!("m{n}"),
                 correlation_id: None,
                 reply_to: None,
+                trace: None,
                 body: Bytes::from_static(b"{}"),
             };
             bus.publish("jobs", message).await.expect("published");

@@ -424,7 +424,7 @@ pub async fn load_settings(source: &galley_platform::ConfigSource) -> anyhow::Re
 /// serves until SIGINT/SIGTERM. Used by this service's binary and by `galley run recipes-api`.
 pub async fn run_from_config() -> anyhow::Result<()> {
     let (settings, secrets) = load_settings(&galley_platform::ConfigSource::from_env()).await?;
-    let _telemetry = galley_platform::telemetry::init(&settings.telemetry);
+    let _telemetry = galley_platform::telemetry::init("recipes-api", &settings.telemetry);
     secrets.log_origins();
     let application = Application::build_with_secrets(settings, Arc::new(SystemClock), &secrets).await?;
     tracing::info!(address = %application.local_addr()?, "recipes-api listening");

@@ -1,17 +1,23 @@
 //! The message-bus side of rss-api: publishing fetch requests and applying workers' replies.
+//!
+//! Tracing (ADR 0028): each publish runs in a `producer` span whose W3C trace context travels with the
+//! message (in the bus message's `trace` and the envelope's), and each reply is handled in a `consumer`
+//! span whose parent is the worker's reply publish, so one trace runs from `POST /rss/fetch` through the
+//! worker and back.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus};
-use galley_messaging::{BusError, MessageBus, OutgoingMessage, Settle, Subscription};
-use galley_platform::Shutdown;
+use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus, TraceContext};
+use galley_messaging::{BusError, MessageBus, OutgoingMessage, Settle, Subscription, TraceHeaders};
+use galley_platform::{Shutdown, telemetry};
 use galley_rss::invalidation::EntriesGeneration;
 use galley_rss::model::{Job, JobStatus};
 use galley_rss::ports::{FetchQueue, JobOutcome, QueueError};
 use galley_rss::{FetchRequests, RssError};
+use tracing::Instrument;
 
 use crate::{REPLIES_QUEUE, REQUESTS_QUEUE};
 
@@ -32,6 +38,19 @@ impl BusFetchQueue {
 #[async_trait]
 impl FetchQueue for BusFetchQueue {
     async fn enqueue(&self, job: &Job) -> Result<(), QueueError> {
+        let span = tracing::info_span!(
+            "rss.fetch.requested publish",
+            otel.kind = "producer",
+            messaging.destination.name = REQUESTS_QUEUE,
+            job = %job.id,
+        );
+        self.publish(job).instrument(span).await
+    }
+}
+
+impl BusFetchQueue {
+    async fn publish(&self, job: &Job) -> Result<(), QueueError> {
+        let trace = telemetry::inject_current();
         let payload = FetchRequestedV1 {
             message_id: fetch_request_message_id(job),
             job_id: job.id.to_string(),
@@ -39,16 +58,34 @@ impl FetchQueue for BusFetchQueue {
             requested_by: job.requested_by.as_str().to_owned(),
             requested_at: job.created_at,
         };
-        let envelope = Envelope::fetch_requested(payload, Some(REPLIES_QUEUE.to_owned()));
+        let mut envelope = Envelope::fetch_requested(payload, Some(REPLIES_QUEUE.to_owned()));
+        if let Some(trace) = &trace {
+            envelope = envelope.with_trace(envelope_trace(trace));
+        }
         let body = galley_contracts::encode(&envelope).map_err(|error| QueueError(error.to_string()))?;
         let message = OutgoingMessage {
             message_id: envelope.message_id.clone(),
             correlation_id: Some(envelope.correlation_id.clone()),
             reply_to: envelope.reply_to.clone(),
+            trace,
             body: Bytes::from(body),
         };
         self.bus.publish(REQUESTS_QUEUE, message).await.map_err(|error| QueueError(error.to_string()))
     }
+}
+
+/// The envelope's copy of the trace context (the contracts crate knows no platform type).
+fn envelope_trace(trace: &TraceHeaders) -> TraceContext {
+    TraceContext { traceparent: trace.traceparent.clone(), tracestate: trace.tracestate.clone() }
+}
+
+/// The trace context a delivery carries: the bus message's, else (from a producer that set only the
+/// envelope's) the envelope's.
+fn delivered_trace(message: &galley_messaging::ReceivedMessage) -> Option<TraceHeaders> {
+    message.trace.clone().or_else(|| {
+        let trace = galley_contracts::decode(&message.body).ok()?.trace?;
+        TraceHeaders::from_values(Some(&trace.traceparent), trace.tracestate.as_deref())
+    })
 }
 
 /// The message id of `job`'s fetch request: the job id (a UUID, as the envelope requires).
@@ -124,20 +161,31 @@ async fn consume_replies(
             },
             () = shutdown.wait() => return Ended::Shutdown,
         };
-        let settle = match decode_reply(&delivery.message.body) {
-            Err(reason) => Settle::DeadLetter(reason),
-            Ok((job_id, outcome)) => match apply_reply(requests, entries, job_id, &outcome).await {
-                Ok(()) => Settle::Ack,
-                Err(RssError::Unavailable(error) | RssError::Internal(error)) => {
-                    tracing::warn!(%error, "could not apply a fetch reply; will retry");
-                    Settle::RetryAfter(Duration::from_secs(5))
-                }
-                Err(error) => Settle::DeadLetter(error.to_string()),
-            },
-        };
-        if let Err(error) = delivery.settle(settle).await {
-            tracing::warn!(%error, "could not settle a fetch reply");
+        let span = tracing::info_span!(
+            "rss.fetch.completed process",
+            otel.kind = "consumer",
+            messaging.destination.name = REPLIES_QUEUE,
+            message_id = %delivery.message.message_id,
+        );
+        telemetry::set_parent(&span, delivered_trace(&delivery.message).as_ref());
+        async {
+            let settle = match decode_reply(&delivery.message.body) {
+                Err(reason) => Settle::DeadLetter(reason),
+                Ok((job_id, outcome)) => match apply_reply(requests, entries, job_id, &outcome).await {
+                    Ok(()) => Settle::Ack,
+                    Err(RssError::Unavailable(error) | RssError::Internal(error)) => {
+                        tracing::warn!(%error, "could not apply a fetch reply; will retry");
+                        Settle::RetryAfter(Duration::from_secs(5))
+                    }
+                    Err(error) => Settle::DeadLetter(error.to_string()),
+                },
+            };
+            if let Err(error) = delivery.settle(settle).await {
+                tracing::warn!(%error, "could not settle a fetch reply");
+            }
         }
+        .instrument(span)
+        .await;
     }
 }
 
@@ -281,6 +329,7 @@ mod tests {
             message_id: envelope.message_id.clone(),
             correlation_id: Some(job.id.to_string()),
             reply_to: None,
+            trace: None,
             body: Bytes::from(body),
         };
         bus.publish(REPLIES_QUEUE, message).await.expect("reply published");

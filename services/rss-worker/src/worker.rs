@@ -9,20 +9,25 @@
 //! Shutdown stops taking deliveries and gives the ones in progress `shutdown_grace` (the process's
 //! `http.shutdown_grace`) to finish. Those still running then are handed back: their work is dropped
 //! at its next await point and the delivery is settled with `Requeue`, so another worker takes the
-//! request at once. Dropping half-done work is safe because ingestion is idempotent (ADR 0012): a job
+//! request at once.
+//!
+//! Tracing (ADR 0028): each delivery is handled in a `consumer` span whose parent is the publisher's
+//! span (the trace context the message carries), with the use case's `rss.fetch` and `rss.store` spans
+//! inside and the reply published in a `producer` span, whose context travels with the reply. Dropping half-done work is safe because ingestion is idempotent (ADR 0012): a job
 //! left `fetching` is simply started again, and entries already stored are recognised.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus};
-use galley_messaging::{Delivery, MessageBus, OutgoingMessage, Settle};
-use galley_platform::Shutdown;
+use galley_contracts::{Envelope, FetchCompletedV1, FetchRequestedV1, FetchStatus, TraceContext};
+use galley_messaging::{Delivery, MessageBus, OutgoingMessage, ReceivedMessage, Settle, TraceHeaders};
+use galley_platform::{Shutdown, telemetry};
 use galley_rss::model::{Job, JobStatus};
 use galley_rss::{FeedIngestion, FeedUrl, IngestOutcome, JobId};
 use serde::Deserialize;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::REQUESTS_QUEUE;
 use crate::telemetry::WorkerMetrics;
@@ -123,6 +128,18 @@ impl Worker {
     }
 
     async fn handle(&self, delivery: Delivery, hand_back: Shutdown) {
+        let span = tracing::info_span!(
+            "rss.fetch.requested process",
+            otel.kind = "consumer",
+            messaging.destination.name = REQUESTS_QUEUE,
+            message_id = %delivery.message.message_id,
+            attempt = delivery.message.attempt,
+        );
+        telemetry::set_parent(&span, delivered_trace(&delivery.message).as_ref());
+        self.handle_in_span(delivery, hand_back).instrument(span).await;
+    }
+
+    async fn handle_in_span(&self, delivery: Delivery, hand_back: Shutdown) {
         let work = async {
             match decode(&delivery.message.body) {
                 Err(reason) => {
@@ -176,6 +193,17 @@ impl Worker {
     }
 
     async fn reply(&self, queue: &str, job: &Job) -> anyhow::Result<()> {
+        let span = tracing::info_span!(
+            "rss.fetch.completed publish",
+            otel.kind = "producer",
+            messaging.destination.name = queue,
+            job = %job.id,
+        );
+        self.publish_reply(queue, job).instrument(span).await
+    }
+
+    async fn publish_reply(&self, queue: &str, job: &Job) -> anyhow::Result<()> {
+        let trace = telemetry::inject_current();
         let payload = FetchCompletedV1 {
             job_id: job.id.to_string(),
             status: if job.status == JobStatus::Done { FetchStatus::Done } else { FetchStatus::Failed },
@@ -187,12 +215,19 @@ impl Worker {
         let message_id =
             uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, format!("completed:{}", job.id).as_bytes())
                 .to_string();
-        let envelope = Envelope::new(message_id.clone(), job.id.to_string(), None, payload);
+        let mut envelope = Envelope::new(message_id.clone(), job.id.to_string(), None, payload);
+        if let Some(trace) = &trace {
+            envelope = envelope.with_trace(TraceContext {
+                traceparent: trace.traceparent.clone(),
+                tracestate: trace.tracestate.clone(),
+            });
+        }
         let body = galley_contracts::encode(&envelope)?;
         let message = OutgoingMessage {
             message_id,
             correlation_id: Some(job.id.to_string()),
             reply_to: None,
+            trace,
             body: Bytes::from(body),
         };
         self.bus.publish(queue, message).await?;
@@ -202,6 +237,15 @@ impl Worker {
 
 async fn join_all(tasks: &mut JoinSet<()>) {
     while tasks.join_next().await.is_some() {}
+}
+
+/// The trace context a delivery carries: the bus message's, else (from a producer that set only the
+/// envelope's) the envelope's.
+fn delivered_trace(message: &ReceivedMessage) -> Option<TraceHeaders> {
+    message.trace.clone().or_else(|| {
+        let trace = galley_contracts::decode(&message.body).ok()?.trace?;
+        TraceHeaders::from_values(Some(&trace.traceparent), trace.tracestate.as_deref())
+    })
 }
 
 /// The job, URL and reply queue of a fetch request, or why it can never be processed.

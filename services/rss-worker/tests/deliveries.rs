@@ -22,6 +22,7 @@ fn message(id: &str, body: &'static [u8]) -> OutgoingMessage {
         message_id: id.to_owned(),
         correlation_id: None,
         reply_to: None,
+        trace: None,
         body: Bytes::from_static(body),
     }
 }

@@ -21,6 +21,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use galley_rss::fetch::{FeedFetcher, FetchError, FetchErrorCode, FetchOutcome, FetchRequest, ParsedEntry};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode};
+use tracing::Instrument as _;
 use url::Url;
 
 use crate::address::AddressPolicy;
@@ -93,6 +94,15 @@ impl HttpFeedFetcher {
         if let Some(since) = request.last_modified.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
             headers.insert(header::IF_MODIFIED_SINCE, since);
         }
+        // The feed's server (or a proxy in front of it) may trace too: it joins the worker's trace.
+        if let Some(trace) = galley_platform::telemetry::inject_current() {
+            if let Ok(value) = HeaderValue::from_str(&trace.traceparent) {
+                headers.insert("traceparent", value);
+            }
+            if let Some(value) = trace.tracestate.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
+                headers.insert("tracestate", value);
+            }
+        }
         let response = self.client.get(url).headers(headers).send().await.map_err(map_reqwest_error)?;
         let status = response.status();
         if status == StatusCode::NOT_MODIFIED {
@@ -151,14 +161,18 @@ impl FeedFetcher for HttpFeedFetcher {
         check_url(&self.policy, &url).map_err(|error| permanent(error.code(), error.to_string()))?;
 
         // reqwest enforces the same total timeout; this outer one also bounds the body loop and DNS.
+        let span =
+            tracing::info_span!("GET", otel.kind = "client", http.request.method = "GET", url.full = %url);
         let downloaded = tokio::time::timeout(self.settings.total_timeout, self.download(url, request))
+            .instrument(span)
             .await
             .map_err(|_| timeout(self.settings.total_timeout))??;
         let Downloaded::Body { body, charset, final_url, etag, last_modified } = downloaded else {
             return Ok(FetchOutcome::NotModified);
         };
 
-        self.parse(body, charset, final_url).await.map(|entries| FetchOutcome::Fetched {
+        let span = tracing::info_span!("rss.parse", bytes = body.len());
+        self.parse(body, charset, final_url).instrument(span).await.map(|entries| FetchOutcome::Fetched {
             entries,
             etag,
             last_modified,

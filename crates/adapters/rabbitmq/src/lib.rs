@@ -62,7 +62,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use galley_messaging::port::Settlement;
 use galley_messaging::{
-    BusError, Delivery, MessageBus, OutgoingMessage, ReceivedMessage, Settle, Subscription, dead_letter_queue,
+    BusError, Delivery, MessageBus, OutgoingMessage, ReceivedMessage, Settle, Subscription, TraceHeaders,
+    dead_letter_queue,
 };
 use galley_platform::CredentialsFeed;
 use galley_platform::secret::ExposeSecret as _;
@@ -80,6 +81,10 @@ pub const DEFAULT_PREFIX: &str = "galley.";
 pub const ATTEMPT_HEADER: &str = "x-attempt";
 /// Header carrying why a message was dead-lettered.
 pub const DEATH_REASON_HEADER: &str = "x-death-reason";
+/// W3C trace context headers (ADR 0028), under their HTTP names.
+pub const TRACEPARENT_HEADER: &str = "traceparent";
+/// See [`TRACEPARENT_HEADER`].
+pub const TRACESTATE_HEADER: &str = "tracestate";
 /// Stem of a queue's delay-bucket queues: `<prefix>q.retry.<seconds>s`.
 const RETRY_SUFFIX: &str = ".retry";
 /// The longest delay bucket is `2^MAX_BUCKET_EXPONENT` seconds (65 536 s, about 18 h).
@@ -609,6 +614,35 @@ fn attempt_headers(attempt: u32) -> FieldTable {
     headers
 }
 
+/// `headers` with the W3C trace context added (as long strings, as other AMQP clients' propagators
+/// write them), so it survives every republish (retries, dead-lettering) like the message id does.
+fn with_trace(mut headers: FieldTable, trace: Option<&TraceHeaders>) -> FieldTable {
+    if let Some(trace) = trace {
+        headers.insert(TRACEPARENT_HEADER.into(), AMQPValue::LongString(trace.traceparent.as_str().into()));
+        if let Some(state) = &trace.tracestate {
+            headers.insert(TRACESTATE_HEADER.into(), AMQPValue::LongString(state.as_str().into()));
+        }
+    }
+    headers
+}
+
+/// A text header, whichever string type the publisher chose.
+fn header_text(headers: &FieldTable, name: &str) -> Option<String> {
+    match headers.inner().get(&ShortString::from(name))? {
+        AMQPValue::LongString(value) => Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
+        AMQPValue::ShortString(value) => Some(value.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn trace_of(properties: &BasicProperties) -> Option<TraceHeaders> {
+    let headers = properties.headers().as_ref()?;
+    TraceHeaders::from_values(
+        header_text(headers, TRACEPARENT_HEADER).as_deref(),
+        header_text(headers, TRACESTATE_HEADER).as_deref(),
+    )
+}
+
 /// An integer header value of any AMQP integer width, as `u32` (saturating; negatives are ignored).
 fn header_u32(headers: &FieldTable, name: &str) -> Option<u32> {
     let value = headers.inner().get(&ShortString::from(name))?;
@@ -643,6 +677,7 @@ fn received(delivery: &lapin::message::Delivery) -> ReceivedMessage {
         message_id: text(properties.message_id()).unwrap_or_default(),
         correlation_id: text(properties.correlation_id()),
         reply_to: text(properties.reply_to()),
+        trace: trace_of(properties),
         body: Bytes::copy_from_slice(&delivery.data),
         attempt: attempt_of(properties, delivery.redelivered),
     }
@@ -658,7 +693,7 @@ impl MessageBus for RabbitMqBus {
             &message.message_id,
             message.correlation_id.as_deref(),
             message.reply_to.as_deref(),
-            attempt_headers(1),
+            with_trace(attempt_headers(1), message.trace.as_ref()),
         );
         self.inner.publish_confirmed(queue, Destination::Work, &message.body, properties).await
     }
@@ -848,7 +883,7 @@ impl RabbitMqSettlement {
             &message.message_id,
             message.correlation_id.as_deref(),
             message.reply_to.as_deref(),
-            headers,
+            with_trace(headers, message.trace.as_ref()),
         );
         self.bus.publish_confirmed(&self.queue, destination, &message.body, properties).await
     }

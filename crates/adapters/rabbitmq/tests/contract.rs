@@ -104,6 +104,7 @@ fn outgoing(id: &str) -> galley_messaging::OutgoingMessage {
         message_id: id.to_owned(),
         correlation_id: None,
         reply_to: None,
+        trace: None,
         body: bytes::Bytes::from_static(b"{}"),
     }
 }

@@ -26,6 +26,7 @@ fn message(index: usize) -> OutgoingMessage {
         message_id: format!("bench-{index}"),
         correlation_id: None,
         reply_to: None,
+        trace: None,
         body: Bytes::from(vec![b'x'; 256]),
     }
 }

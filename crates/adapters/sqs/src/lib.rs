@@ -658,6 +658,7 @@ impl Poller {
                 message_id: String::new(),
                 correlation_id: None,
                 reply_to: None,
+                trace: None,
                 body: bytes::Bytes::new(),
                 attempt: 1,
             },

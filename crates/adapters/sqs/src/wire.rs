@@ -5,8 +5,9 @@
 //! readable in the console; any other body travels base64-encoded with `body_encoding = base64`.
 //!
 //! Attributes ([`names`](self) below): the port's `message_id`, `correlation_id`, `reply_to` and the
-//! attempt number; for a Galley envelope body, its `type`, `schema_version` and W3C trace context
-//! (`traceparent`, `tracestate`), so operators and tracing can read them without parsing bodies; the
+//! attempt number; the port message's W3C trace context (`traceparent`, `tracestate`, ADR 0028; for a
+//! message without one, the envelope's); for a Galley envelope body, its `type` and `schema_version`,
+//! so operators and tracing can read them without parsing bodies; the
 //! adapter's own `not_before` (chained delays) and `death_reason` (dead-lettered copies). SQS allows
 //! ten attributes per message: the first eight plus `body_encoding` plus one of the last two is the
 //! most a message ever carries (`not_before` is cleared on a dead-lettered copy).
@@ -33,7 +34,7 @@ pub const ATTEMPT: &str = "attempt";
 pub const TYPE: &str = "type";
 /// The envelope's payload schema version.
 pub const SCHEMA_VERSION: &str = "schema_version";
-/// W3C trace context, copied from the envelope.
+/// W3C trace context: the port message's, else the envelope's.
 pub const TRACEPARENT: &str = "traceparent";
 /// See [`TRACEPARENT`].
 pub const TRACESTATE: &str = "tracestate";
@@ -151,6 +152,15 @@ pub fn encode(message: &OutgoingMessage) -> (String, Attributes) {
         attributes.set_text(REPLY_TO, reply_to);
     }
     attributes.set_attempt(1);
+    let sendable = |text: &str| !text.is_empty() && text.chars().all(allowed_in_sqs_text);
+    if let Some(trace) = &message.trace
+        && sendable(&trace.traceparent)
+    {
+        attributes.set_text(TRACEPARENT, &trace.traceparent);
+        if let Some(tracestate) = trace.tracestate.as_deref().filter(|t| sendable(t)) {
+            attributes.set_text(TRACESTATE, tracestate);
+        }
+    }
     if let Ok(head) = serde_json::from_slice::<EnvelopeHead>(&message.body) {
         let non_empty =
             |text: Option<String>| text.filter(|t| !t.is_empty() && t.chars().all(allowed_in_sqs_text));
@@ -160,7 +170,9 @@ pub fn encode(message: &OutgoingMessage) -> (String, Attributes) {
         if let Some(version) = head.version {
             attributes.set_number(SCHEMA_VERSION, version);
         }
-        if let Some(trace) = head.trace {
+        if let Some(trace) = head.trace
+            && attributes.text(TRACEPARENT).is_none()
+        {
             if let Some(traceparent) = non_empty(trace.traceparent) {
                 attributes.set_text(TRACEPARENT, &traceparent);
             }
@@ -208,6 +220,10 @@ pub fn decode(message: &aws_sdk_sqs::types::Message) -> Result<ReceivedMessage, 
         message_id,
         correlation_id: attributes.text(CORRELATION_ID).map(str::to_owned),
         reply_to: attributes.text(REPLY_TO).map(str::to_owned),
+        trace: galley_messaging::TraceHeaders::from_values(
+            attributes.text(TRACEPARENT),
+            attributes.text(TRACESTATE),
+        ),
         body,
         attempt: attributes.attempt().saturating_add(receive_count - 1),
     })
@@ -228,6 +244,7 @@ mod tests {
             message_id: "m-1".into(),
             correlation_id: Some("job-1".into()),
             reply_to: Some("rss.fetch.completed".into()),
+            trace: None,
             body: Bytes::copy_from_slice(body),
         }
     }
@@ -261,6 +278,21 @@ mod tests {
         assert_eq!(back.reply_to.as_deref(), Some("rss.fetch.completed"));
         assert_eq!(back.body.as_ref(), body);
         assert_eq!(back.attempt, 1);
+    }
+
+    #[test]
+    fn the_messages_trace_context_travels_and_wins_over_the_envelopes() {
+        let body = br#"{"type":"t","version":1,"trace":{"traceparent":"00-11111111111111111111111111111111-2222222222222222-01"}}"#;
+        let mut message = outgoing(body);
+        message.trace = Some(galley_messaging::TraceHeaders {
+            traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+            tracestate: Some("k=v".into()),
+        });
+        let (text, attributes) = encode(&message);
+        let back = decode(&received(text, attributes, "2")).expect("decodes");
+        assert_eq!(back.trace, message.trace);
+        let (text, attributes) = encode(&outgoing(b"plain"));
+        assert_eq!(decode(&received(text, attributes, "1")).expect("decodes").trace, None);
     }
 
     #[test]

@@ -75,6 +75,7 @@ fn outgoing(id: &str) -> OutgoingMessage {
         message_id: id.to_owned(),
         correlation_id: None,
         reply_to: None,
+        trace: None,
         body: bytes::Bytes::from_static(b"{}"),
     }
 }

@@ -72,6 +72,7 @@ async fn the_bus_keeps_delivering_across_two_rotations_and_revocation_removes_th
             message_id: id.clone(),
             correlation_id: None,
             reply_to: None,
+            trace: None,
             body: Bytes::from_static(b"{}"),
         };
         match bus.publish("rotation", message).await {

@@ -1,4 +1,4 @@
-//! The message bus contract (in-process and RabbitMQ; SQS later): the semantics written in
+//! The message bus contract (in-process, RabbitMQ and SQS): the semantics written in
 //! `galley_messaging::port`, checked case by case. Queue names are unique per case, so suites can share
 //! a broker. Fixtures build their bus with [`DELIVERY_LIMIT`] as its delivery limit.
 
@@ -27,6 +27,7 @@ fn message(id: &str) -> OutgoingMessage {
         message_id: id.to_owned(),
         correlation_id: Some(format!("job-{id}")),
         reply_to: None,
+        trace: None,
         body: Bytes::from(format!("{{\"id\":\"{id}\"}}")),
     }
 }
@@ -232,6 +233,7 @@ pub async fn replies_reach_the_requester_by_correlation_id(bus: Bus) {
         message_id: "reply-1".into(),
         correlation_id: received.message.correlation_id.clone(),
         reply_to: None,
+        trace: None,
         body: Bytes::from_static(b"{\"done\":true}"),
     };
     bus.publish(&reply_to, reply).await.expect("reply");
@@ -240,6 +242,48 @@ pub async fn replies_reach_the_requester_by_correlation_id(bus: Bus) {
     let answer = next(&mut requester).await;
     assert_eq!(answer.message.correlation_id.as_deref(), Some("job-req-1"));
     answer.settle(Settle::Ack).await.expect("ack");
+}
+
+/// W3C trace context published with a message reaches its consumer, also on a redelivery and in the
+/// dead-letter queue, so the consumer's span joins the producer's trace (ADR 0028).
+pub async fn trace_context_travels_with_the_message_through_retries_and_dead_lettering(bus: Bus) {
+    let q = queue("trace");
+    let mut subscription = bus.subscribe(&q, 1).await.expect("subscribe");
+    let mut dead = bus.subscribe(&dead_letter_queue(&q), 1).await.expect("subscribe dlq");
+    let trace = galley_messaging::TraceHeaders {
+        traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
+        tracestate: Some("galley=1,other=x".into()),
+    };
+    let mut traced = message("traced");
+    traced.trace = Some(trace.clone());
+    bus.publish(&q, traced).await.expect("publish");
+    bus.publish(&q, message("untraced")).await.expect("publish");
+
+    let first = next(&mut subscription).await;
+    assert_eq!(first.message.message_id, "traced");
+    assert_eq!(first.message.trace.as_ref(), Some(&trace));
+    first.settle(Settle::Requeue).await.expect("requeue");
+    let mut seen_untraced = false;
+    let retried = loop {
+        let delivery = next(&mut subscription).await;
+        if delivery.message.message_id == "untraced" {
+            assert_eq!(delivery.message.trace, None, "no trace context is made up");
+            seen_untraced = true;
+            delivery.settle(Settle::Ack).await.expect("ack");
+            continue;
+        }
+        break delivery;
+    };
+    assert_eq!(retried.message.trace.as_ref(), Some(&trace), "kept on a redelivery");
+    retried.settle(Settle::DeadLetter("traced to the end".into())).await.expect("dead-letter");
+    let buried = next(&mut dead).await;
+    assert_eq!(buried.message.trace.as_ref(), Some(&trace), "kept in the dead-letter queue");
+    buried.settle(Settle::Ack).await.expect("ack");
+    if !seen_untraced {
+        let untraced = next(&mut subscription).await;
+        assert_eq!(untraced.message.trace, None, "no trace context is made up");
+        untraced.settle(Settle::Ack).await.expect("ack");
+    }
 }
 
 pub async fn answers_pings(bus: Bus) {
@@ -264,6 +308,7 @@ macro_rules! bus_contract_tests {
             prefetch_bounds_unsettled_deliveries,
             competing_consumers_each_get_a_share_and_every_message_once,
             replies_reach_the_requester_by_correlation_id,
+            trace_context_travels_with_the_message_through_retries_and_dead_lettering,
             answers_pings,
         );
     };
