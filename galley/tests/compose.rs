@@ -62,6 +62,8 @@ struct Project {
     feeds: tempfile::TempDir,
     /// Set once the test brought the project down itself.
     down: bool,
+    /// CONTAINERS_CONF and CONTAINERS_STORAGE_CONF as scripts/containers.sh sets them, read once.
+    podman_env: Vec<(String, String)>,
 }
 
 impl Project {
@@ -79,10 +81,16 @@ impl Project {
         command
     }
 
+    /// `podman ARGS` with the project's podman configuration; stdout (empty when podman fails).
+    fn podman(&self, args: &[&str]) -> String {
+        let output = Command::new("podman").args(args).envs(self.podman_env.clone()).output();
+        output.map(|output| String::from_utf8_lossy(&output.stdout).into_owned()).unwrap_or_default()
+    }
+
     fn containers(&self, service: &str) -> Vec<String> {
         let label = format!("label=io.podman.compose.project={}", self.name);
         let service = format!("label=io.podman.compose.service={service}");
-        let listed = podman(&["ps", "--filter", &label, "--filter", &service, "--format", "{{.Names}}"]);
+        let listed = self.podman(&["ps", "--filter", &label, "--filter", &service, "--format", "{{.Names}}"]);
         listed.lines().map(str::to_owned).collect()
     }
 
@@ -92,7 +100,7 @@ impl Project {
         let mut left = Vec::new();
         for kind in ["container", "network", "volume"] {
             let format = if kind == "container" { "{{.Names}}" } else { "{{.Name}}" };
-            let listed = podman(&[kind, "ls", "--all", "--filter", &label, "--format", format]);
+            let listed = self.podman(&[kind, "ls", "--all", "--filter", &label, "--format", format]);
             left.extend(listed.lines().map(|name| format!("{kind} {name}")));
         }
         left
@@ -102,19 +110,20 @@ impl Project {
 impl Drop for Project {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for container in podman(&[
-                "ps",
-                "-a",
-                "--filter",
-                &format!("label=io.podman.compose.project={}", self.name),
-                "--format",
-                "{{.Names}}",
-            ])
-            .lines()
+            for container in self
+                .podman(&[
+                    "ps",
+                    "-a",
+                    "--filter",
+                    &format!("label=io.podman.compose.project={}", self.name),
+                    "--format",
+                    "{{.Names}}",
+                ])
+                .lines()
             {
                 let logs = Command::new("podman")
                     .args(["logs", "--tail", "20", container])
-                    .envs(podman_environment())
+                    .envs(self.podman_env.clone())
                     .output();
                 if let Ok(logs) = logs {
                     eprintln!(
@@ -133,12 +142,6 @@ impl Drop for Project {
 
 fn fixtures() -> PathBuf {
     root().join("galley/tests/fixtures/compose")
-}
-
-/// `podman ARGS` with the project's podman configuration; stdout (empty when podman fails).
-fn podman(args: &[&str]) -> String {
-    let output = Command::new("podman").args(args).envs(podman_environment()).output();
-    output.map(|output| String::from_utf8_lossy(&output.stdout).into_owned()).unwrap_or_default()
 }
 
 /// CONTAINERS_CONF and CONTAINERS_STORAGE_CONF as scripts/containers.sh sets them.
@@ -210,6 +213,7 @@ async fn run() {
         https_port: free_port(),
         feeds: tempfile::tempdir().expect("temp dir"),
         down: false,
+        podman_env: podman_environment(),
     };
     write_feeds(project.feeds.path());
     let binary = env!("CARGO_BIN_EXE_galley");
@@ -223,8 +227,13 @@ async fn run() {
         String::from_utf8_lossy(&up.stderr)
     );
     eprintln!("compose: images built and containers started in {:?}", started.elapsed());
-    let healthcheck =
-        podman(&["image", "inspect", "localhost/galley:local", "--format", "{{.Config.Healthcheck.Test}}"]);
+    let healthcheck = project.podman(&[
+        "image",
+        "inspect",
+        "localhost/galley:local",
+        "--format",
+        "{{.Config.Healthcheck.Test}}",
+    ]);
     assert!(healthcheck.contains("galley health"), "built in docker format, HEALTHCHECK kept: {healthcheck}");
 
     let client = client(project.https_port);
@@ -271,14 +280,7 @@ async fn run() {
     let renamed = json!({"name": "Phở bò tái", "tags": ["vietnamese"], "ingredients": ["beef"], "instructions": ["Simmer."]});
     let updated = client.put(&path).bearer_auth(&token).header("If-Match", &etag).json(&renamed).send().await;
     assert_eq!(updated.expect("sent").status(), StatusCode::OK);
-    let listed: Value = client
-        .get(format!("{base}/recipes?tag=vietnamese"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let listed = get_json(client.get(format!("{base}/recipes?tag=vietnamese"))).await;
     assert_eq!(listed["total"], 1, "{listed}");
     assert_eq!(listed["items"][0]["name"], "Phở bò tái", "{listed}");
     assert_eq!(client.delete(&path).bearer_auth(&token).send().await.expect("sent").status(), 204);
@@ -295,7 +297,7 @@ async fn run() {
     let slow = "http://feeds:8080/slow/feed.xml";
     let job_id = fetch(&client, &base, &token, slow).await;
     let holder = worker_downloading(&project, Duration::from_secs(30)).await;
-    let killed = podman(&["kill", "--signal", "KILL", &holder]);
+    let killed = project.podman(&["kill", "--signal", "KILL", &holder]);
     assert!(!killed.trim().is_empty(), "podman kill {holder}");
     let interim = job_status(&client, &base, &token, &job_id).await;
     assert_ne!(interim["status"], "done", "the job was still in progress when its worker died: {interim}");
@@ -320,8 +322,7 @@ async fn fetch(client: &reqwest::Client, base: &str, token: &str, url: &str) -> 
 }
 
 async fn job_status(client: &reqwest::Client, base: &str, token: &str, job_id: &str) -> Value {
-    let response = client.get(format!("{base}/rss/jobs/{job_id}")).bearer_auth(token).send().await;
-    response.expect("sent").json().await.expect("json")
+    get_json(client.get(format!("{base}/rss/jobs/{job_id}")).bearer_auth(token)).await
 }
 
 async fn wait_for_job(
@@ -342,16 +343,15 @@ async fn wait_for_job(
     }
 }
 
+/// Sends a GET and reads its JSON body.
+async fn get_json(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.expect("sent").json().await.expect("json")
+}
+
 async fn entries(client: &reqwest::Client, base: &str, feed: &str) -> usize {
-    let listed: Value = client
-        .get(format!("{base}/rss/entries"))
-        .query(&[("feed_url", feed), ("limit", "100")])
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let listed =
+        get_json(client.get(format!("{base}/rss/entries")).query(&[("feed_url", feed), ("limit", "100")]))
+            .await;
     listed["total"].as_u64().unwrap_or_else(|| panic!("total in {listed}")) as usize
 }
 
@@ -363,7 +363,7 @@ async fn worker_downloading(project: &Project, limit: Duration) -> String {
         .containers("rss-worker")
         .into_iter()
         .map(|name| {
-            let address = podman(&[
+            let address = project.podman(&[
                 "inspect",
                 "--format",
                 "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
@@ -374,7 +374,7 @@ async fn worker_downloading(project: &Project, limit: Duration) -> String {
         .collect();
     let deadline = Instant::now() + limit;
     loop {
-        let table = podman(&["exec", &feeds, "cat", "/proc/net/tcp"]);
+        let table = project.podman(&["exec", &feeds, "cat", "/proc/net/tcp"]);
         for peer in established_peers(&table, 8080) {
             if let Some((name, _)) = workers.iter().find(|(_, address)| *address == peer) {
                 return name.clone();
