@@ -8,7 +8,7 @@
 #     failure drills start, restart and stop on free ports;
 #   - nginx: the `galley stack` end-to-end test runs a private instance (never the system's) in front of
 #     the services on free ports;
-#   - podman, runc, iptables, debootstrap (optional): the container images and the local compose stack
+#   - podman, runc, iptables, debootstrap, openssl, binutils (optional): the container images and the local compose stack
 #     (galley/tests/containers.rs, make compose-test); without them those checks say SKIPPED.
 # Missing packages are installed from Debian's archive when we are root (or can sudo); otherwise the
 # script stops and says exactly what to install. MongoDB is never installed: its suites are opt-in
@@ -62,7 +62,7 @@ if ! command -v promtool >/dev/null 2>&1; then
     || say "could not install prometheus; the promtool checks will be skipped"
 fi
 
-for pair in podman:podman runc:runc iptables:iptables debootstrap:debootstrap; do
+for pair in podman:podman runc:runc iptables:iptables debootstrap:debootstrap openssl:openssl strip:binutils; do
   if ! command -v "${pair%%:*}" >/dev/null 2>&1; then
     say "${pair%%:*} is missing; installing the Debian package ${pair#*:} (optional: containers)"
     if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq || true; apt_updated=1; fi
