@@ -88,6 +88,7 @@ impl Application {
             settings.recipes.telemetry.metrics,
             BuildInfo { service: "galley", version: env!("CARGO_PKG_VERSION") },
         );
+        secrets.measure_leases_into(&metrics);
         let infrastructure = Infrastructure::open_with_secrets(
             &settings.recipes.store,
             &settings.recipes.cache,

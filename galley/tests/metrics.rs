@@ -1,5 +1,6 @@
 //! `galley serve` exposes every service's families on one `/metrics`: one fetch request through the
-//! in-process bus shows up in the HTTP, bus, worker, fetch and sign-in families with exact counts.
+//! in-process bus shows up in the HTTP, bus, worker, fetch, store and sign-in families with exact
+//! counts.
 
 mod support;
 
@@ -60,6 +61,14 @@ async fn one_fetch_request_is_counted_in_every_family_of_the_process() {
         (r#"galley_rss_entries_total{result="inserted"}"#, inserted as f64),
         (r#"galley_rss_entries_total{result="skipped"}"#, 0.0),
         (r#"galley_auth_sign_ins_total{outcome="success"}"#, 1.0),
+        (r#"galley_rss_fetch_body_bytes_count"#, 1.0),
+        (r#"galley_store_operation_duration_seconds_count{repository="users",operation="insert"}"#, 1.0),
+        (r#"galley_store_operation_duration_seconds_count{repository="jobs",operation="finish"}"#, 1.0),
+        (
+            r#"galley_store_operation_duration_seconds_count{repository="entries",operation="insert_new"}"#,
+            1.0,
+        ),
+        (r#"galley_store_errors_total{repository="entries",operation="insert_new"}"#, 0.0),
         (r#"galley_build_info{service="galley",version=""#, f64::NAN),
     ] {
         if expected.is_nan() {

@@ -25,6 +25,11 @@ const FAMILIES: &[&str] = &[
     "galley_auth_hashing_queued",
     "galley_auth_hashing_wait_seconds",
     "galley_auth_hashing_rejected_total",
+    "galley_store_operation_duration_seconds",
+    "galley_store_errors_total",
+    "galley_rss_fetch_body_bytes",
+    "galley_vault_lease_renewals_total",
+    "galley_vault_lease_issues_total",
 ];
 
 fn observability_dir() -> PathBuf {

@@ -12,8 +12,8 @@
 //!   directory), and the signing-key store sealed by it.
 //! - [`secrets`]: `secrets.backend` → static secrets layered into configuration (Vault KV), and the
 //!   process's session with Vault.
-//! - [`telemetry`]: measuring decorators around the cache and the bus ([`telemetry::MeteredCache`],
-//!   [`telemetry::MeteredBus`]).
+//! - [`telemetry`]: measuring decorators around the cache, the bus, the store's repositories and the
+//!   secrets backend's leases ([`telemetry::MeteredCache`], [`telemetry::MeteredBus`], ...).
 //! - `startup`: retrying Redis and RabbitMQ at start-up for `connect_wait` seconds.
 //!
 //! This crate is the only one besides the binaries that names concrete adapters; use cases and domain
@@ -138,6 +138,13 @@ impl DocumentStore {
             health: Arc::new(store.clone()),
             backend: Backend::Mongodb(store),
         }
+    }
+
+    /// Every repository timed into `metrics` (`galley_store_operation_duration_seconds`,
+    /// `galley_store_errors_total`, see [`telemetry::store`]); with metrics off, unchanged.
+    #[must_use]
+    pub fn instrumented(self, metrics: &galley_platform::Metrics) -> Self {
+        telemetry::store::instrument(self, metrics)
     }
 
     /// Lets in-flight operations finish and closes the connections (SQLite also checkpoints its WAL).

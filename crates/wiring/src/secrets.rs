@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use galley_platform::{
-    ConfigSource, CredentialsFeed, HealthCheck, KeyOrigin, SecretLayer, SecretsBackend, load_settings,
+    ConfigSource, CredentialsFeed, HealthCheck, KeyOrigin, Metrics, SecretLayer, load_settings,
     load_settings_layered,
 };
 use galley_vault::{
@@ -20,6 +20,8 @@ use galley_vault::{
 };
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
+
+use crate::telemetry::leases::metered_lease_backend;
 
 /// The secrets of one process: the static layer and, with Vault, the open session and the leases of
 /// dynamic credentials.
@@ -31,6 +33,9 @@ pub struct Secrets {
     lease_paths: LeasePaths,
     /// Leases obtained so far, revoked by [`Secrets::close`].
     leases: Mutex<Vec<LeasedCredentials>>,
+    /// Where leases obtained from now on count their renewals and replacements
+    /// ([`Secrets::measure_leases_into`]; disabled until then).
+    lease_metrics: Mutex<Metrics>,
     /// Origins of the layered keys, gathered by every [`Secrets::load`] and logged once.
     origins: Mutex<Vec<KeyOrigin>>,
     /// How long logging in to Vault and reading the static layer took, and how many keys it held:
@@ -53,6 +58,7 @@ impl Secrets {
             vault: None,
             lease_paths: LeasePaths::default(),
             leases: Mutex::new(Vec::new()),
+            lease_metrics: Mutex::new(Metrics::disabled()),
             origins: Mutex::new(Vec::new()),
             vault_open: None,
         }
@@ -81,6 +87,7 @@ impl Secrets {
                     vault: Some(VaultSession { client, stop, renewal }),
                     lease_paths: vault.leases.clone(),
                     leases: Mutex::new(Vec::new()),
+                    lease_metrics: Mutex::new(Metrics::disabled()),
                     origins: Mutex::new(Vec::new()),
                     vault_open,
                 })
@@ -117,6 +124,13 @@ impl Secrets {
         self.vault.as_ref().map(|session| &session.client)
     }
 
+    /// Counts the renewals and replacements of the leases obtained from now on into `metrics`
+    /// (`galley_vault_lease_*`). The metrics registry is built after the secrets session opens (it is
+    /// part of the service's settings), and before any lease is taken: call this in between.
+    pub fn measure_leases_into(&self, metrics: &Metrics) {
+        *self.lease_metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = metrics.clone();
+    }
+
     /// The cache's credentials when `secrets.vault.leases.cache` names a lease path (else the cache
     /// uses the static `cache.redis.url`). Obtained once per process and kept until [`Secrets::close`].
     pub async fn cache_credentials(&self) -> anyhow::Result<Option<CredentialsFeed>> {
@@ -141,12 +155,17 @@ impl Secrets {
         }
     }
 
-    async fn credentials(&self, what: &str, path: Option<&str>) -> anyhow::Result<Option<CredentialsFeed>> {
+    async fn credentials(
+        &self,
+        what: &'static str,
+        path: Option<&str>,
+    ) -> anyhow::Result<Option<CredentialsFeed>> {
         let (Some(path), Some(session)) = (path, &self.vault) else { return Ok(None) };
         if let Some(existing) = self.leases().iter().find(|lease| lease.path() == path) {
             return Ok(Some(existing.feed()));
         }
-        let backend: Arc<dyn SecretsBackend> = Arc::new(session.client.clone());
+        let metrics = self.lease_metrics.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let backend = metered_lease_backend(Arc::new(session.client.clone()), what, &metrics);
         let leased = LeasedCredentials::obtain(backend, path, RotationTimings::default())
             .await
             .with_context(|| format!("cannot lease the {what} credentials from Vault ({path})"))?;

@@ -8,8 +8,15 @@
 //!   `galley_bus_settled_total{queue, outcome}` (`acked`, `requeued`, `retried`, `dead_lettered`) and
 //!   `galley_bus_consumer_in_flight{queue}` (delivered, not yet settled).
 //!
+//! - [`store`]: every repository port of the document store, timed per repository and operation
+//!   ([`DocumentStore::instrumented`](crate::DocumentStore::instrumented)).
+//! - [`leases`]: renewals and replacements of leased credentials, around the secrets backend.
+//!
 //! Labels are queue names (one per message type and reply queue, fixed by configuration), never
 //! message ids. Handles are registered once per decorator or per queue, never per message.
+
+pub mod leases;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -89,11 +89,12 @@ impl Infrastructure {
         Ok(Self { store, cache, revocations, attempts, clock, metrics: Metrics::disabled() })
     }
 
-    /// Measures into `metrics`: the cache's hits, misses and errors here, sign-in outcomes and the
-    /// hashing pool in the modules built on it.
+    /// Measures into `metrics`: the cache's hits, misses and errors and the store's operations here,
+    /// sign-in outcomes and the hashing pool in the modules built on it.
     #[must_use]
     pub fn instrumented(mut self, metrics: &Metrics) -> Self {
         self.cache = galley_wiring::telemetry::MeteredCache::wrap(self.cache, metrics);
+        self.store = self.store.instrumented(metrics);
         self.metrics = metrics.clone();
         self
     }
@@ -345,6 +346,7 @@ impl Application {
             settings.telemetry.metrics,
             BuildInfo { service: "recipes-api", version: env!("CARGO_PKG_VERSION") },
         );
+        secrets.measure_leases_into(&metrics);
         let infrastructure =
             Infrastructure::open_with_secrets(&settings.store, &settings.cache, clock, secrets)
                 .await?

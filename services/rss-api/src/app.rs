@@ -170,16 +170,17 @@ impl Application {
         settings.environment.check_cookie_key(settings.identity.cookie_key.as_ref())?;
         settings.environment.check_shared_revocations("rss-api", settings.cache.backend)?;
         secrets.check_store_lease()?;
-        let bus = match bus {
-            Some(bus) => bus,
-            None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
-        };
         let metrics = Metrics::from_settings(
             settings.telemetry.metrics,
             BuildInfo { service: "rss-api", version: env!("CARGO_PKG_VERSION") },
         );
+        secrets.measure_leases_into(&metrics);
+        let bus = match bus {
+            Some(bus) => bus,
+            None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
+        };
         let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
-        let store = DocumentStore::open(&settings.store).await?;
+        let store = DocumentStore::open(&settings.store).await?.instrumented(&metrics);
         let verifier = verifier(&settings.identity, Arc::clone(&clock))?;
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
         // take effect here at once; in memory, a signed-out token works here until it expires. The

@@ -71,9 +71,10 @@ pub fn metered_worker(
     clock: Arc<dyn Clock>,
     metrics: &Metrics,
 ) -> anyhow::Result<Worker> {
-    let fetcher: Arc<dyn FeedFetcher> =
-        Arc::new(HttpFeedFetcher::new(settings.fetch.clone()).context("building the feed fetcher")?);
-    let fetcher = MeteredFetcher::wrap(fetcher, metrics);
+    let fetcher = HttpFeedFetcher::new(settings.fetch.clone())
+        .context("building the feed fetcher")?
+        .with_body_sizes(crate::telemetry::body_sizes(metrics));
+    let fetcher = MeteredFetcher::wrap(Arc::new(fetcher), metrics);
     let ingestion = ingestion(store, entries_cache, fetcher, clock, settings.retry.policy());
     Ok(Worker::new(bus, ingestion, WorkerSettings { ..settings.worker.clone() })
         .with_shutdown_grace(settings.http.shutdown_grace)
@@ -113,16 +114,17 @@ impl Application {
         secrets: &Secrets,
     ) -> anyhow::Result<Self> {
         secrets.check_store_lease()?;
-        let bus = match bus {
-            Some(bus) => bus,
-            None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
-        };
         let metrics = Metrics::from_settings(
             settings.telemetry.metrics,
             BuildInfo { service: "rss-worker", version: env!("CARGO_PKG_VERSION") },
         );
+        secrets.measure_leases_into(&metrics);
+        let bus = match bus {
+            Some(bus) => bus,
+            None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
+        };
         let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
-        let store = DocumentStore::open(&settings.store).await?;
+        let store = DocumentStore::open(&settings.store).await?.instrumented(&metrics);
         // Only a shared cache reaches rss-api; with an in-memory one, rss-api invalidates its pages of
         // entries itself when the job's reply arrives.
         let entries_cache = match settings.cache.backend {

@@ -6,7 +6,9 @@
 //!   around the [`FeedFetcher`] port;
 //! - `galley_rss_jobs_total{state}`: how each delivery's ingestion ended (`done`, `failed`,
 //!   `retry_scheduled`, `unknown_job`, `error`);
-//! - `galley_rss_entries_total{result}`: entries `inserted` and `skipped` by finished jobs.
+//! - `galley_rss_entries_total{result}`: entries `inserted` and `skipped` by finished jobs;
+//! - `galley_rss_fetch_body_bytes`: sizes of the downloaded bodies, recorded by the fetch adapter
+//!   through a plain handle ([`body_sizes`]).
 //!
 //! Every handle is registered when the worker is built (the label values are a closed set).
 
@@ -24,6 +26,13 @@ const FETCHES: &str = "galley_rss_fetches_total";
 const FETCH_DURATION: &str = "galley_rss_fetch_duration_seconds";
 const JOBS: &str = "galley_rss_jobs_total";
 const ENTRIES: &str = "galley_rss_entries_total";
+const BODY_BYTES: &str = "galley_rss_fetch_body_bytes";
+
+/// The histogram of downloaded feed sizes, which the fetch adapter records into.
+pub fn body_sizes(metrics: &Metrics) -> Histogram {
+    metrics.describe_histogram(BODY_BYTES, Unit::Bytes, "Sizes of the feed bodies downloaded.");
+    metrics.histogram(BODY_BYTES, &[])
+}
 
 /// A [`FeedFetcher`] that counts outcomes and times fetches.
 #[derive(Debug)]

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use galley_rss::fetch::{FeedFetcher, FetchError, FetchErrorCode, FetchOutcome, FetchRequest, ParsedEntry};
+use metrics::Histogram;
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode};
 use tracing::Instrument as _;
@@ -52,6 +53,8 @@ pub struct HttpFeedFetcher {
     client: reqwest::Client,
     policy: Arc<AddressPolicy>,
     settings: Arc<FetchSettings>,
+    /// Sizes of the bodies downloaded (a no-op unless [`HttpFeedFetcher::with_body_sizes`]).
+    body_bytes: Histogram,
 }
 
 impl HttpFeedFetcher {
@@ -76,7 +79,16 @@ impl HttpFeedFetcher {
             .referer(false)
             .pool_idle_timeout(Duration::from_secs(30))
             .build()?;
-        Ok(Self { client, policy, settings: Arc::new(settings) })
+        Ok(Self { client, policy, settings: Arc::new(settings), body_bytes: Histogram::noop() })
+    }
+
+    /// Records each downloaded body's size (bytes, before decoding) into `histogram`. A plain
+    /// `metrics` handle, so this adapter needs no registry type; the worker passes
+    /// `galley_rss_fetch_body_bytes`.
+    #[must_use]
+    pub fn with_body_sizes(mut self, histogram: Histogram) -> Self {
+        self.body_bytes = histogram;
+        self
     }
 
     pub fn settings(&self) -> &FetchSettings {
@@ -137,6 +149,7 @@ impl HttpFeedFetcher {
             text_header(header::CONTENT_TYPE).as_deref().and_then(content_type_charset).map(str::to_owned);
         let final_url = response.url().clone();
         let body = read_limited(response, self.settings.max_body_bytes).await?;
+        self.body_bytes.record(body.len() as f64);
         tracing::debug!(url = %final_url, %status, bytes = body.len(), "feed downloaded");
         Ok(Downloaded::Body { body, charset, final_url, etag, last_modified })
     }
