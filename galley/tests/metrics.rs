@@ -63,7 +63,8 @@ async fn one_fetch_request_is_counted_in_every_family_of_the_process() {
         (r#"galley_auth_sign_ins_total{outcome="success"}"#, 1.0),
         (r#"galley_rss_fetch_body_bytes_count"#, 1.0),
         (r#"galley_store_operation_duration_seconds_count{repository="users",operation="insert"}"#, 1.0),
-        (r#"galley_store_operation_duration_seconds_count{repository="jobs",operation="finish"}"#, 1.0),
+        // Finished twice on the one store: by the worker, then (idempotently) by rss-api's reply.
+        (r#"galley_store_operation_duration_seconds_count{repository="jobs",operation="finish"}"#, 2.0),
         (
             r#"galley_store_operation_duration_seconds_count{repository="entries",operation="insert_new"}"#,
             1.0,
