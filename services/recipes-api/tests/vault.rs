@@ -154,6 +154,21 @@ async fn sign_ins_keep_working_across_two_rotations_of_the_cache_credentials() {
     }
     eprintln!("{requests} sign-ins over {:?}; failures: {failures:?}", started.elapsed());
     assert!(failures.is_empty(), "no sign-in failed across the rotations: {failures:?}");
+    // Every lease taken (the first and two replacements) is counted, and no renewal failed.
+    let scrape =
+        client.get(format!("{base}/metrics")).send().await.expect("scrape").text().await.expect("text");
+    let sample = |series: &str| {
+        scrape
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+            .unwrap_or_default()
+    };
+    assert!(sample(r#"galley_vault_lease_issues_total{lease="cache",result="success"}"#) >= 3.0, "{scrape}");
+    assert_eq!(
+        sample(r#"galley_vault_lease_renewals_total{lease="cache",result="failure"}"#),
+        0.0,
+        "{scrape}"
+    );
 
     shutdown.trigger();
     server.await.expect("server task").expect("server stops cleanly");
