@@ -1,7 +1,8 @@
 //! `galley stack` end to end: `init` + `up` in a temp state directory on free loopback ports (Redis, a
 //! private RabbitMQ node, moto and OpenBao sealed by its KMS, two recipes-api replicas, rss-api, rss-worker, nginx with TLS), then every
 //! flow over HTTPS/2 through nginx with a client that trusts only the generated CA; a worker and a
-//! replica killed and restarted; `down` leaving no process behind. The stack is always brought down by
+//! replica killed and restarted; `down` leaving no process behind. When Debian's `prometheus` is
+//! installed, the stack's Prometheus scrapes every replica (`up` in its targets API). The stack is always brought down by
 //! a drop guard, also when an assertion fails.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener};
@@ -52,7 +53,7 @@ impl Drop for Stack {
         let (_, stdout, stderr) = galley_in(self.state.path(), &["down", "--grace", "5"]);
         if std::thread::panicking() {
             eprintln!("galley stack down:\n{stdout}{stderr}");
-            for log in ["recipes-api", "rss-api", "rss-worker", "nginx", "rabbitmq"] {
+            for log in ["recipes-api", "rss-api", "rss-worker", "nginx", "rabbitmq", "prometheus"] {
                 let path = self.state.path().join("logs").join(format!("{log}.log"));
                 let text = std::fs::read_to_string(&path).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(15).collect();
@@ -107,6 +108,38 @@ fn assert_services_read_their_secrets_from_openbao(state: &Path) {
                 "{service} leases {lease}:\n{log}"
             );
         }
+    }
+}
+
+/// Whether `galley stack up` runs Prometheus: it looks for the binary on PATH the same way.
+fn prometheus_installed() -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join("prometheus").is_file()))
+}
+
+/// Polls Prometheus's targets API (at most 60 s) until every service replica is scraped with
+/// `health: "up"`, labelled with its service and its name.
+async fn assert_prometheus_scrapes_every_replica(url: &str, replicas: &[(&str, &str)]) {
+    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let targets: Value = match client.get(format!("{url}api/v1/targets")).send().await {
+            Ok(response) => response.json().await.unwrap_or_default(),
+            Err(_) => Value::Null,
+        };
+        let active = targets["data"]["activeTargets"].as_array().cloned().unwrap_or_default();
+        let up = |(instance, service): &(&str, &str)| {
+            active.iter().any(|target| {
+                target["labels"]["instance"] == *instance
+                    && target["labels"]["service"] == *service
+                    && target["health"] == "up"
+            })
+        };
+        if replicas.iter().all(up) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "every replica up in Prometheus within 60 s: {targets}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -176,12 +209,13 @@ async fn run() {
     assert!(state.join("data/openbao/approles.txt").exists(), "and bootstrapped: {stdout}");
     assert_services_read_their_secrets_from_openbao(&state);
     assert!(stdout.contains("embedded SQLite"), "the shared embedded store is said plainly: {stdout}");
+    assert!(prometheus_installed() || stdout.contains("prometheus: skipped"), "said in one line: {stdout}");
     let (_, stdout, _) = stack.galley(&["up"]);
     assert!(stdout.contains("recipes-api-2  running"), "a second up starts nothing: {stdout}");
 
     let (healthy, report) = stack.status();
     assert!(healthy, "status exits 0 when all is healthy: {report}");
-    let names = [
+    let mut names = vec![
         "redis",
         "rabbitmq",
         "moto",
@@ -192,13 +226,32 @@ async fn run() {
         "rss-worker",
         "nginx",
     ];
-    for name in names {
+    let prometheus = prometheus_installed();
+    if prometheus {
+        names.push("prometheus");
+    }
+    for name in &names {
         let line = component(&report, name);
         assert_eq!(line["health"], "healthy", "{name}: {report}");
         assert!(line["pid"].as_i64().is_some_and(process_alive), "{name} pid: {report}");
         assert!(line["uptime_s"].is_u64() && line["restarts"] == 0, "{name}: {report}");
     }
     assert_eq!(report["urls"]["https"], format!("https://localhost:{https}/"));
+    if prometheus {
+        let url = report["urls"]["prometheus"].as_str().expect("status shows Prometheus's URL").to_owned();
+        let (_, text, _) = stack.galley(&["status"]);
+        assert!(text.contains(&format!("PROMETHEUS {url}")), "{text}");
+        let replicas = [
+            ("recipes-api", "recipes-api"),
+            ("recipes-api-2", "recipes-api"),
+            ("rss-api", "rss-api"),
+            ("rss-worker", "rss-worker"),
+        ];
+        assert_prometheus_scrapes_every_replica(&url, &replicas).await;
+    } else {
+        eprintln!("SKIPPED: the Prometheus part (apt-get install prometheus)");
+        assert!(report["urls"].get("prometheus").is_none(), "{report}");
+    }
 
     let client = ca_client(&state, stack.https_port);
     let base = stack.base();

@@ -61,6 +61,7 @@ fn prepare(state: &StateDir, change: impl FnOnce(&mut Plan) -> anyhow::Result<()
     if let Some(found) = components::tools_dir().filter(|_| plan.tools_dir.is_none()) {
         plan.tools_dir = Some(found);
     }
+    crate::prometheus::include_in(&mut plan, crate::prometheus::installed());
     change(&mut plan)?;
     // nginx's ports, given now, may be ones handed out earlier to another component: that one moves.
     let nginx_ports = [plan.https_port, plan.http_port];
@@ -69,6 +70,9 @@ fn prepare(state: &StateDir, change: impl FnOnce(&mut Plan) -> anyhow::Result<()
     state.save_plan(&plan)?;
     components::write_configs(state, &plan, &redis_password)?;
     crate::nginx::write(state, &plan, process::is_root())?;
+    if plan.prometheus.is_some() {
+        crate::prometheus::write(state, &plan)?;
+    }
     Ok(plan)
 }
 
@@ -121,6 +125,12 @@ pub async fn up(state: &StateDir, args: &UpArgs) -> anyhow::Result<()> {
     let chosen = components::select(&plan, &args.components)?;
     ensure_installed(&chosen, args.install, plan.tools_dir.as_deref())?;
     stop_unplanned(state, &plan);
+    if plan.prometheus.is_none() && args.components.is_empty() {
+        say(format_args!(
+            "prometheus: skipped, `{}` is not on PATH (install the Debian package `prometheus` to scrape the services)",
+            crate::prometheus::BINARY
+        ));
+    }
 
     say(match &plan.mongodb_uri {
         Some(_) => "store: MongoDB (--mongodb-uri), shared by every service".to_owned(),
@@ -144,7 +154,17 @@ pub async fn up(state: &StateDir, args: &UpArgs) -> anyhow::Result<()> {
         state.ca_certificate().display(),
         https_url(&plan)
     ));
+    if let Some(url) = prometheus_url(state, &plan) {
+        say(format_args!("  Prometheus: {url} (scrape targets: {url}targets)"));
+    }
     Ok(())
+}
+
+/// Prometheus's URL when this stack has one and it runs.
+fn prometheus_url(state: &StateDir, plan: &Plan) -> Option<String> {
+    plan.prometheus.as_ref()?;
+    state.load_record(Component::Prometheus.name()).filter(process::is_running)?;
+    Some(crate::prometheus::url(plan))
 }
 
 /// Fails with one line per missing server binary naming its package, or installs them (`--install`).
@@ -223,8 +243,9 @@ async fn start_instance(
     let name = instance.name();
     let previous = state.load_record(&name);
     if let Some(record) = previous.filter(process::is_running) {
-        if instance.component == Component::Nginx {
-            // The configuration was just rewritten: a reload picks up new replicas, harmless otherwise.
+        if matches!(instance.component, Component::Nginx | Component::Prometheus) {
+            // The configuration was just rewritten: a reload (SIGHUP for both) picks up new replicas,
+            // harmless otherwise.
             process::hang_up(&record)?;
             say(format_args!("  {name:<14} running, pid {}, configuration reloaded", record.pid));
         } else {
@@ -235,6 +256,11 @@ async fn start_instance(
     let spec = components::spec(state, plan, instance, RunOptions::default())?;
     if instance.component == Component::Nginx {
         crate::nginx::check(&spec.launch.program, state)?;
+    }
+    if instance.component == Component::Prometheus
+        && let Some(promtool) = crate::prometheus::promtool(&spec.launch.program)
+    {
+        crate::prometheus::check(&promtool, state)?;
     }
     if instance.component == Component::OpenBao {
         let moto = state
@@ -331,6 +357,9 @@ struct StatusReport {
 struct Urls {
     https: String,
     http: String,
+    /// Prometheus's web UI and API, when this stack has one and it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prometheus: Option<String>,
 }
 
 /// `status`: every planned instance with its health; non-zero exit when one is not healthy.
@@ -360,8 +389,9 @@ pub async fn status(state: &StateDir, json: bool) -> anyhow::Result<ExitCode> {
         });
     }
     let all_healthy = lines.iter().all(|line| line.health == "healthy");
-    let report =
-        StatusReport { components: lines, urls: Urls { https: https_url(&plan), http: http_url(&plan) } };
+    let urls =
+        Urls { https: https_url(&plan), http: http_url(&plan), prometheus: prometheus_url(state, &plan) };
+    let report = StatusReport { components: lines, urls };
     if json {
         say(serde_json::to_string_pretty(&report)?);
     } else {
@@ -381,6 +411,9 @@ pub async fn status(state: &StateDir, json: bool) -> anyhow::Result<ExitCode> {
             ));
         }
         say(format_args!("HTTPS {}   HTTP {} (redirects)", report.urls.https, report.urls.http));
+        if let Some(url) = &report.urls.prometheus {
+            say(format_args!("PROMETHEUS {url}"));
+        }
     }
     Ok(if all_healthy { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

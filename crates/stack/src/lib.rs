@@ -1,5 +1,6 @@
 //! `galley stack`: the production-shaped stack on one machine — Redis, a private RabbitMQ node, moto
-//! (KMS) and OpenBao sealed by it, the three services (with replicas) and nginx terminating TLS in front — as native processes on loopback
+//! (KMS) and OpenBao sealed by it, the three services (with replicas), nginx terminating TLS in front and,
+//! when it is installed, Prometheus scraping every replica — as native processes on loopback
 //! ports, supervised by the CLI's own records rather than by a container engine or an init system.
 //!
 //! Module map:
@@ -9,6 +10,8 @@
 //! - [`components`]: the components in dependency order, how each is started and probed, their
 //!   configuration files.
 //! - [`nginx`]: rendering `deploy/nginx/nginx.conf.template`.
+//! - [`prometheus`]: the optional Prometheus (when installed): scrape configuration of every replica,
+//!   the alert rules.
 //! - [`openbao`]: OpenBao sealed by moto's KMS: key, configuration, initialisation, bootstrap.
 //! - [`tls`]: the local CA and the `localhost` certificate (`rcgen`).
 //! - [`commands`]: the subcommands.
@@ -21,6 +24,7 @@ pub mod components;
 pub mod nginx;
 pub mod openbao;
 pub mod process;
+pub mod prometheus;
 pub mod state;
 pub mod tls;
 

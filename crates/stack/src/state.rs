@@ -6,10 +6,11 @@
 //!       cookie.key                   the services' shared cookie key (base64), stored in OpenBao's KV
 //!       secrets/                     0700: Redis's admin password, each service's AppRole secret id
 //!       stack.json                   the plan: ports, replicas, fetch allow-list, store
-//!       config/                      one configuration per component (redis.conf, rabbitmq/, galley/, nginx/)
+//!       config/                      one configuration per component (redis.conf, rabbitmq/, galley/, nginx/,
+//!                                    prometheus/ when Prometheus is installed)
 //!       run/NAME.json                the supervision record of each running instance (pid + start time)
 //!       logs/NAME.log                stdout and stderr of each instance
-//!       data/                        Redis, RabbitMQ and the embedded store's files
+//!       data/                        Redis, RabbitMQ, OpenBao, Prometheus and the embedded store's files
 //! ```
 
 use std::collections::BTreeMap;
@@ -164,6 +165,10 @@ pub struct Plan {
     /// commands find them from any directory.
     #[serde(default)]
     pub tools_dir: Option<PathBuf>,
+    /// Where the optional `prometheus` binary was found on PATH when the plan was last prepared;
+    /// `None`: this stack has no Prometheus (and no port for it).
+    #[serde(default)]
+    pub prometheus: Option<PathBuf>,
 }
 
 impl Plan {
