@@ -5,7 +5,7 @@
 #
 # `galley stack up` in a fresh temp state directory (cold: CA, OpenBao initialised, RabbitMQ node
 # created), `down`, `up` again (warm: the same state), then the resident memory of every component
-# (the pids `status --json` reports), and `GET /recipes?limit=20` with wrk through nginx (HTTPS) and
+# (the process groups of the pids `status --json` reports), and `GET /recipes?limit=20` with wrk through nginx (HTTPS) and
 # straight at recipes-api (HTTP, the address in status): req/s of each and nginx's as a ratio of direct.
 # Both runs share the machine's load, so the ratio is what to compare. Needs the release build and
 # what `galley stack` needs (redis-server, rabbitmq-server, nginx, scripts/python-tools.sh), and wrk.
@@ -42,22 +42,27 @@ stack up --https-port "$https_port" --http-port "$http_port" >/dev/null
 warm="$(python3 -c "print(f'{$(seconds) - $start:.1f}')")"
 
 report="$(stack status --json)"
+# Each component runs as its own process group (RabbitMQ's pid is a launcher script; nginx has workers):
+# the resident memory of every process of the group is summed (shared pages counted once per process).
 memory="$(python3 - "$report" <<'PY'
-import json, sys
+import json, os, sys
 report = json.loads(sys.argv[1])
+groups = {}
+for entry in os.listdir("/proc"):
+    if not entry.isdigit():
+        continue
+    try:
+        with open(f"/proc/{entry}/stat") as stat:
+            pgrp = int(stat.read().rsplit(")", 1)[1].split()[2])
+        with open(f"/proc/{entry}/status") as status:
+            rss = next((int(l.split()[1]) for l in status if l.startswith("VmRSS:")), 0)
+    except (OSError, ValueError, IndexError):
+        continue
+    groups[pgrp] = groups.get(pgrp, 0) + rss
 total = 0
 rows = []
 for component in report["components"]:
-    pid = component.get("pid")
-    rss = 0
-    if pid:
-        try:
-            with open(f"/proc/{pid}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        rss = int(line.split()[1]) // 1024
-        except OSError:
-            pass
+    rss = groups.get(component.get("pid") or -1, 0) // 1024
     total += rss
     rows.append(f"{component['name']}={rss}")
 print(f"{total} MiB ({' '.join(rows)})")

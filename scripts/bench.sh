@@ -12,6 +12,10 @@
 # machine's load. Afterwards the same routes are measured with `cache.backend = redis` (the local
 # Redis, a unique key prefix), and sign-in is compared with raw Argon2id hashing.
 # Bounded: every wrk run lasts `duration` seconds (default 5).
+#
+# GALLEY_BENCH_ENV adds environment assignments to every `galley serve` it starts, e.g. to measure the
+# cost of telemetry: GALLEY_BENCH_ENV="RUST_LOG=info GALLEY__TELEMETRY__METRICS=false" (RUST_LOG is
+# `warn` otherwise).
 set -euo pipefail
 
 duration="${1:-5}"
@@ -67,7 +71,7 @@ start_galley() {
   local port; port="$(free_port)"
   mkdir -p "$work/$name"
   env RUST_LOG=warn GALLEY_CONFIG_DIR="$work/none" GALLEY__FETCH__ALLOW_PRIVATE_HOSTS='["127.0.0.1/32"]' \
-    GALLEY__LIMITS__ENABLED=false "$@" \
+    GALLEY__LIMITS__ENABLED=false ${GALLEY_BENCH_ENV:-} "$@" \
     "$galley" serve --bind "127.0.0.1:$port" --data-dir "$work/$name" >"$work/$name.log" 2>&1 &
   pids+=($!)
   base="http://127.0.0.1:$port"
