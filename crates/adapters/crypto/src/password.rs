@@ -57,6 +57,13 @@ impl Default for Argon2Params {
 /// What a refused caller is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// How long a hashing thread keeps its Argon2 memory with nothing to do. Under a stream of sign-ins it
+/// is reused hash after hash; once the stream stops (or after the one hash made at start-up) it goes
+/// back to the operating system, so an idle process does not hold `max_concurrent × memory_kib` (19 MiB
+/// per thread by default) for nothing. The next hash after a pause pays for mapping the memory again
+/// (page faults, about a millisecond per 19 MiB here).
+const IDLE_MEMORY_RELEASE: Duration = Duration::from_millis(500);
+
 /// What the pool reports (ADR 0026), as plain `metrics` handles so this adapter needs no registry:
 /// callers waiting for a hashing thread, how long they waited, and callers turned away (`Overloaded`).
 /// The default records nothing.
@@ -102,8 +109,9 @@ struct HashingPool {
     /// Running hashes: `max_concurrent` permits, one per thread, so a job sent always finds a thread.
     running: Arc<Semaphore>,
     max_wait: Duration,
-    /// Hands jobs to the threads; they stop when the pool (this sender) is dropped.
-    jobs: std::sync::mpsc::Sender<Job>,
+    /// Hands jobs to the threads (each receives on its own: an idle one can time out and release its
+    /// memory while another waits too); they stop when the pool (this sender) is dropped.
+    jobs: crossbeam_channel::Sender<Job>,
 }
 
 impl HashingPool {
@@ -113,24 +121,26 @@ impl HashingPool {
         } else {
             max_concurrent
         };
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(std::sync::Mutex::new(queue));
+        let (jobs, queue) = crossbeam_channel::unbounded::<Job>();
         let mut threads: usize = 0;
         for index in 0..max_concurrent {
-            let queue = Arc::clone(&queue);
+            let queue = queue.clone();
             let spawned = std::thread::Builder::new().name(format!("argon2-{index}")).spawn(move || {
                 loop {
-                    // The lock is held only while taking a job, never while running one.
-                    let job = match queue.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(poisoned) => poisoned.into_inner().recv(),
+                    let job = match queue.recv_timeout(IDLE_MEMORY_RELEASE) {
+                        Ok(job) => job,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                            release_memory();
+                            match queue.recv() {
+                                Ok(job) => job,
+                                Err(_) => return, // the pool is gone
+                            }
+                        }
+                        Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return,
                     };
-                    match job {
-                        // A panicking job drops its answer (the caller gets an error) and its permits;
-                        // the thread lives on for the next one.
-                        Ok(job) => drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job))),
-                        Err(_) => return, // the pool is gone
-                    }
+                    // A panicking job drops its answer (the caller gets an error) and its permits;
+                    // the thread lives on for the next one.
+                    drop(std::panic::catch_unwind(std::panic::AssertUnwindSafe(job)));
                 }
             });
             match spawned {
@@ -180,11 +190,23 @@ impl HashingPool {
 }
 
 thread_local! {
-    /// The Argon2 memory of this hashing thread, reused by every hash it runs. Allocating 19 MiB
-    /// (64-byte aligned) per hash fragments the allocator's arenas: measured, resident memory grew by
-    /// ~19 MiB with every hash and never came back. Reusing one buffer per thread keeps hashing at a
-    /// steady `max_concurrent × memory_kib`.
+    /// The Argon2 memory of this hashing thread, reused by every hash it runs while hashes keep coming,
+    /// and released after [`IDLE_MEMORY_RELEASE`] without one. Allocating 19 MiB (64-byte aligned) for
+    /// every hash fragments the allocator's arenas: measured, resident memory grew by ~19 MiB with every
+    /// hash and never came back. Reusing one buffer per thread keeps hashing at a steady
+    /// `max_concurrent × memory_kib` at most.
     static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Gives this thread's Argon2 memory back (a no-op when it holds none).
+fn release_memory() {
+    MEMORY.with_borrow_mut(|memory| *memory = Vec::new());
+}
+
+/// How much Argon2 memory this thread holds now, in blocks.
+#[cfg(test)]
+fn held_blocks() -> usize {
+    MEMORY.with_borrow(Vec::capacity)
 }
 
 fn malformed(error: impl std::fmt::Display) -> IdentityError {
@@ -303,6 +325,25 @@ mod tests {
         assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
         assert!(hasher.verify(&Password::new("correct horse!"), &hash).await.expect("verify"));
         assert!(!hasher.verify(&Password::new("wrong horse!"), &hash).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn an_idle_hashing_thread_gives_its_memory_back() {
+        let hasher = Argon2Hasher::new(Argon2Params {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+            max_concurrent: 1,
+            ..Argon2Params::default()
+        })
+        .expect("params");
+        let held = || hasher.pool.run(&hasher.metrics, || Ok(held_blocks()));
+        assert_eq!(held().await.expect("runs"), 0, "nothing held before the first hash");
+        hasher.hash(&Password::new("some!pass")).await.expect("hash");
+        assert!(held().await.expect("runs") >= 1024, "kept while hashes come close together");
+        tokio::time::sleep(IDLE_MEMORY_RELEASE * 3).await;
+        assert_eq!(held().await.expect("runs"), 0, "released after a pause");
+        hasher.hash(&Password::new("some!pass")).await.expect("hashes again after the release");
     }
 
     #[tokio::test]
