@@ -4,6 +4,7 @@
 //! running copy. The services can have replicas: replica 1 is named after its component, the others
 //! `rss-worker-2`, `rss-worker-3`, ...
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
@@ -222,11 +223,18 @@ pub fn binary_in(component: Component, recorded_tools: Option<&Path>) -> Option<
         if path.is_absolute() {
             return path.exists().then(|| path.to_path_buf());
         }
-        std::env::var_os("PATH")
-            .map(|paths| std::env::split_paths(&paths).map(|dir| dir.join(path)).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .find(|full| full.exists())
+        find_on_path(candidate, std::env::var_os("PATH").as_deref())
+    })
+}
+
+/// The first executable file named `name` in the directories of `path` (a `PATH` value), if any.
+/// `path` is a parameter so tests can point it at a directory of their own instead of changing the
+/// process's environment.
+pub fn find_on_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::env::split_paths(path?).map(|dir| dir.join(name)).find(|candidate| {
+        std::fs::metadata(candidate)
+            .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
     })
 }
 

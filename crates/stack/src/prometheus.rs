@@ -6,13 +6,12 @@
 //! `telemetry.metrics_bind`, so each replica serves `GET /metrics` on its own HTTP port — the one
 //! nginx proxies to but never routes `/metrics` to — and that port is the scrape target.
 
-use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use crate::components::{Component, instances};
+use crate::components::{Component, find_on_path, instances};
 use crate::state::{Plan, StateDir};
 
 /// The binary whose presence on PATH makes Prometheus a component of the stack.
@@ -29,17 +28,6 @@ const SCRAPE_TIMEOUT: &str = "1s";
 
 /// How much history the local Prometheus keeps: a development stack needs today's, not a month's.
 pub const RETENTION: &str = "1d";
-
-/// The first executable file named `name` in the directories of `path` (a `PATH` value), if any.
-/// `path` is a parameter so tests can point it at a directory of their own instead of changing the
-/// process's environment.
-pub fn find_on_path(name: &str, path: Option<&OsStr>) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::env::split_paths(path?).map(|dir| dir.join(name)).find(|candidate| {
-        std::fs::metadata(candidate)
-            .is_ok_and(|metadata| metadata.is_file() && metadata.permissions().mode() & 0o111 != 0)
-    })
-}
 
 /// The `prometheus` binary on the process's PATH.
 pub fn installed() -> Option<PathBuf> {
