@@ -57,11 +57,15 @@ impl Default for Argon2Params {
 /// What a refused caller is told to wait before retrying.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// How long a hashing thread keeps its Argon2 memory with nothing to do. Under a stream of sign-ins it
-/// is reused hash after hash; once the stream stops (or after the one hash made at start-up) it goes
-/// back to the operating system, so an idle process does not hold `max_concurrent × memory_kib` (19 MiB
-/// per thread by default) for nothing. The next hash after a pause pays for mapping the memory again
-/// (page faults, about a millisecond per 19 MiB here).
+/// How long a hashing thread keeps its Argon2 memory with nothing to do; under a stream of sign-ins it
+/// is reused hash after hash. What releasing achieves depends on the allocator: glibc maps a thread's
+/// first 19 MiB block on its own and unmaps it when freed, so the one hash made at start-up (the
+/// timing equaliser) no longer pins 19 MiB in a process that has served no sign-in (idle RSS of
+/// `galley serve` 47 → 28 MiB). Freeing raises glibc's mmap threshold to that size, so later blocks come
+/// from the thread's arena and stay resident after release: a process that has hashed since stays at
+/// most `max_concurrent × memory_kib`, as before. Giving those back too would take our own `mmap`
+/// (unsafe code, forbidden here) or a process-wide allocator setting. The next hash after a pause
+/// zeroes its memory again (about a millisecond per 19 MiB here).
 const IDLE_MEMORY_RELEASE: Duration = Duration::from_millis(500);
 
 /// What the pool reports (ADR 0026), as plain `metrics` handles so this adapter needs no registry:
@@ -191,7 +195,7 @@ impl HashingPool {
 
 thread_local! {
     /// The Argon2 memory of this hashing thread, reused by every hash it runs while hashes keep coming,
-    /// and released after [`IDLE_MEMORY_RELEASE`] without one. Allocating 19 MiB (64-byte aligned) for
+    /// and released after [`IDLE_MEMORY_RELEASE`] without one (see there for what that returns). Allocating 19 MiB (64-byte aligned) for
     /// every hash fragments the allocator's arenas: measured, resident memory grew by ~19 MiB with every
     /// hash and never came back. Reusing one buffer per thread keeps hashing at a steady
     /// `max_concurrent × memory_kib` at most.
