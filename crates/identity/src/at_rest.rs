@@ -11,6 +11,10 @@
 //!   key: that would sign everybody out and hide a misconfiguration or an attack.
 //!
 //! Stored form: `sealed:` + base64url (no padding) of the envelope's own versioned bytes.
+//!
+//! [`EnvelopeSealer`] puts the same envelope behind the [`SecretSealer`] port, for the other secrets
+//! Galley persists (an identity provider's refresh tokens): the KMS or key-file wrapping then covers
+//! them too, instead of a key derived from the cookie key that sits in the same configuration.
 
 use std::sync::Arc;
 
@@ -19,8 +23,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
+use crate::error::IdentityError;
 use crate::error::StoreError;
-use crate::ports::{EnvelopeError, SecretContext, SecretEnvelope, SigningKeyStore, StoredSigningKey};
+use crate::ports::{
+    EnvelopeError, SecretContext, SecretEnvelope, SecretSealer, SigningKeyStore, StoredSigningKey,
+};
 
 /// The `purpose` in the context of every sealed signing key.
 pub const SIGNING_KEY_PURPOSE: &str = "galley/signing-key";
@@ -117,6 +124,76 @@ impl SigningKeyStore for SealedSigningKeyStore {
     async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
         let sealed = self.seal(kid, private_pem).await?;
         self.inner.replace_private_pem(kid, &sealed).await
+    }
+}
+
+/// The [`SecretSealer`] port on a [`SecretEnvelope`]: every seal gets a fresh data key wrapped by the
+/// KMS key (or the local key file), bound to `purpose`, so a database dump holds no usable secret and
+/// a value sealed for another purpose does not open.
+///
+/// Values sealed before the envelope was configured (they lack the `sealed:` prefix) are opened by
+/// the `previous` sealer when one is given, so records written by an earlier version stay readable
+/// until they expire; new values are always sealed by the envelope.
+#[derive(Debug)]
+pub struct EnvelopeSealer {
+    envelope: Arc<dyn SecretEnvelope>,
+    context: SecretContext,
+    previous: Option<Arc<dyn SecretSealer>>,
+}
+
+impl EnvelopeSealer {
+    /// Seals with `envelope` under a context whose purpose is `purpose` (e.g. `galley/auth0/refresh-token`).
+    pub fn new(envelope: Arc<dyn SecretEnvelope>, purpose: &str) -> Self {
+        Self { envelope, context: SecretContext::new(purpose), previous: None }
+    }
+
+    /// Also opens values sealed by `previous` (written before this envelope was configured).
+    #[must_use]
+    pub fn opening_older_values_with(mut self, previous: Arc<dyn SecretSealer>) -> Self {
+        self.previous = Some(previous);
+        self
+    }
+
+    fn failure(&self, what: &str, error: EnvelopeError) -> IdentityError {
+        let wrapping = self.envelope.wrapping_key();
+        let purpose = self.context.purpose();
+        match error {
+            EnvelopeError::Unavailable(reason) => {
+                IdentityError::Unavailable(format!("a {purpose} secret {what} with {wrapping}: {reason}"))
+            }
+            EnvelopeError::Refused(reason) => {
+                IdentityError::Internal(format!("a {purpose} secret {what} with {wrapping}: {reason}"))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SecretSealer for EnvelopeSealer {
+    async fn seal(&self, plaintext: &str) -> Result<String, IdentityError> {
+        let sealed = self
+            .envelope
+            .seal(plaintext.as_bytes(), &self.context)
+            .await
+            .map_err(|error| self.failure("cannot be sealed", error))?;
+        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+    }
+
+    async fn open(&self, sealed: &str) -> Result<String, IdentityError> {
+        let refused = |reason: &str| self.failure("cannot be opened", EnvelopeError::Refused(reason.into()));
+        let Some(encoded) = sealed.strip_prefix(SEALED_PREFIX) else {
+            return match &self.previous {
+                Some(previous) => previous.open(sealed).await,
+                None => Err(refused("not a sealed envelope")),
+            };
+        };
+        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| refused("the envelope is not base64url"))?;
+        let plain = self
+            .envelope
+            .open(&bytes, &self.context)
+            .await
+            .map_err(|error| self.failure("cannot be opened", error))?;
+        String::from_utf8(plain).map_err(|_| refused("the opened secret is not text"))
     }
 }
 
@@ -257,5 +334,58 @@ mod tests {
         let sealed = SealedSigningKeyStore::new(raw, Arc::new(reversing_envelope()));
         let error = sealed.load().await.expect_err("refused").to_string();
         assert!(error.contains("not a sealed envelope"), "{error}");
+    }
+
+    /// A sealer standing for the one used before an envelope was configured: "seals" by prefixing.
+    #[derive(Debug)]
+    struct PrefixingSealer;
+
+    #[async_trait]
+    impl SecretSealer for PrefixingSealer {
+        async fn seal(&self, plaintext: &str) -> Result<String, IdentityError> {
+            Ok(format!("old:{plaintext}"))
+        }
+        async fn open(&self, sealed: &str) -> Result<String, IdentityError> {
+            sealed.strip_prefix("old:").map(str::to_owned).ok_or_else(|| IdentityError::Internal("no".into()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_secret_sealed_by_the_envelope_opens_and_is_not_stored_in_the_clear() {
+        let sealer = EnvelopeSealer::new(Arc::new(reversing_envelope()), "galley/test");
+        let sealed = sealer.seal("refresh-token-123").await.expect("seals");
+        assert!(sealed.starts_with("sealed:") && !sealed.contains("refresh-token-123"), "{sealed}");
+        assert_eq!(sealer.open(&sealed).await.expect("opens"), "refresh-token-123");
+    }
+
+    #[tokio::test]
+    async fn a_secret_sealed_for_another_purpose_does_not_open() {
+        let envelope: Arc<dyn SecretEnvelope> = Arc::new(reversing_envelope());
+        let sealed = EnvelopeSealer::new(Arc::clone(&envelope), "galley/one").seal("x").await.expect("seals");
+        let error = EnvelopeSealer::new(envelope, "galley/other").open(&sealed).await.expect_err("refused");
+        assert!(matches!(&error, IdentityError::Internal(m) if m.contains("galley/other")), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn values_from_before_the_envelope_open_with_the_previous_sealer_only_when_given() {
+        let older = PrefixingSealer.seal("legacy").await.expect("seals");
+        let without = EnvelopeSealer::new(Arc::new(reversing_envelope()), "galley/test");
+        let error = without.open(&older).await.expect_err("no previous sealer");
+        assert!(error.to_string().contains("not a sealed envelope"), "{error}");
+        let with = without.opening_older_values_with(Arc::new(PrefixingSealer));
+        assert_eq!(with.open(&older).await.expect("opens"), "legacy");
+        assert!(with.seal("new").await.expect("seals").starts_with("sealed:"), "new values use the envelope");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_key_service_is_unavailable_not_internal() {
+        let mut envelope = MockSecretEnvelope::new();
+        envelope.expect_wrapping_key().return_const("KMS key alias/x".to_owned());
+        envelope.expect_seal().returning(|_, _| Err(EnvelopeError::Unavailable("timeout".into())));
+        let error = EnvelopeSealer::new(Arc::new(envelope), "galley/test").seal("x").await.expect_err("down");
+        assert!(
+            matches!(&error, IdentityError::Unavailable(m) if m.contains("KMS key alias/x")),
+            "{error:?}"
+        );
     }
 }

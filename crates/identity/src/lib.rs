@@ -12,7 +12,8 @@
 //! - [`service`]: `AuthService`, what HTTP handlers call: provider + brute-force protection + token
 //!   authentication with revocation.
 //! - [`at_rest`]: `SealedSigningKeyStore`, the signing keys sealed by a `SecretEnvelope` (a KMS key or
-//!   a local key file) whatever database holds them, plain keys migrated on first load.
+//!   a local key file) whatever database holds them, plain keys migrated on first load; `EnvelopeSealer`,
+//!   the `SecretSealer` port on the same envelope (a provider's refresh tokens).
 //! - [`error`]: `IdentityError` and `AuthFailure`.
 
 pub mod at_rest;

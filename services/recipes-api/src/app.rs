@@ -10,6 +10,7 @@ use axum::Router;
 use galley_auth0::{Auth0IdentityProvider, Auth0Ports, IdentityProviderKind, auth0_verifier};
 use galley_crypto::{AesGcmSealer, Argon2Hasher, JwtAuthority, KeyPolicy, KeyRing};
 use galley_http_kit::{AuthConfig, HttpContext, MetricsEndpoint, process_router};
+use galley_identity::at_rest::EnvelopeSealer;
 use galley_identity::provider::BuiltinPorts;
 use galley_identity::{
     AttemptTracker, AuthService, BuiltinIdentityProvider, IssuerConfig, LockoutPolicy, RevocationList,
@@ -29,6 +30,9 @@ use tokio::net::TcpListener;
 use crate::http;
 use crate::http::auth::AuthState;
 use crate::settings::{IdentitySettings, Settings};
+
+/// The `purpose` bound to every Auth0 refresh token sealed at rest (the envelope's context).
+const AUTH0_REFRESH_TOKEN_PURPOSE: &str = "galley/auth0/refresh-token";
 
 /// Everything the recipes service contributes to a process: routes, readiness checks and API docs.
 pub struct RecipesModule {
@@ -167,7 +171,10 @@ async fn identity(
             .await?;
             builtin_identity(infrastructure, &settings.identity, issuer, signing_keys).await
         }
-        IdentityProviderKind::Auth0 => auth0_identity(infrastructure, &settings.identity, issuer),
+        IdentityProviderKind::Auth0 => {
+            let envelope = galley_wiring::at_rest::secret_envelope(&settings.kms, &settings.store).await?;
+            auth0_identity(infrastructure, &settings.identity, issuer, envelope)
+        }
     }
 }
 
@@ -182,12 +189,16 @@ fn lockout_policy(settings: &IdentitySettings) -> LockoutPolicy {
 }
 
 /// Auth0 behind the same port: its tokens verified against its JWKS, Galley's lockout in front of it,
-/// the per-sign-in records in the document store with the refresh tokens sealed by a key derived from
-/// `identity.cookie_key` (random without one, like the cookie key: records then die with the process).
+/// the per-sign-in records in the document store with the refresh tokens sealed by the at-rest
+/// `envelope` (AWS KMS, or the data directory's key file). Where there is none (MongoDB without
+/// `kms.key_id`) they are sealed by a key derived from `identity.cookie_key` (random without one, like
+/// the cookie key: records then die with the process); that sealer also opens records written before
+/// an envelope was configured.
 fn auth0_identity(
     infrastructure: &Infrastructure,
     settings: &IdentitySettings,
     issuer: String,
+    envelope: Option<Arc<dyn galley_identity::SecretEnvelope>>,
 ) -> anyhow::Result<AuthState> {
     use galley_platform::secret::ExposeSecret as _;
     let auth0 = &settings.auth0;
@@ -201,12 +212,19 @@ fn auth0_identity(
         Arc::clone(&clock),
         galley_crypto::JwksIntervals::default(),
     )?;
-    let sealer: Arc<dyn SecretSealer> = match &settings.cookie_key {
+    let cookie_key_sealer: Arc<dyn SecretSealer> = match &settings.cookie_key {
         Some(key) => Arc::new(AesGcmSealer::derive(
             key.expose_secret().trim().as_bytes(),
             "galley/auth0/refresh-tokens",
         )),
         None => Arc::new(AesGcmSealer::random()),
+    };
+    let sealer: Arc<dyn SecretSealer> = match envelope {
+        Some(envelope) => Arc::new(
+            EnvelopeSealer::new(envelope, AUTH0_REFRESH_TOKEN_PURPOSE)
+                .opening_older_values_with(cookie_key_sealer),
+        ),
+        None => cookie_key_sealer,
     };
     let ports = Auth0Ports {
         sessions: Arc::clone(&infrastructure.store.provider_sessions),

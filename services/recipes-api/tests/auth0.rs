@@ -75,6 +75,28 @@ async fn sign_up_sign_in_me_refresh_and_sign_out_go_through_auth0() {
     assert_eq!(create_recipe_with(&app, &user.access_token).await, StatusCode::CREATED);
 }
 
+/// The refresh token Auth0 issued is kept only sealed by the at-rest envelope (the data directory's
+/// key file here; AWS KMS where `kms.key_id` is set), bound to its purpose.
+#[tokio::test]
+async fn the_auth0_refresh_token_is_stored_sealed_by_the_at_rest_envelope() {
+    use galley_identity::SecretSealer as _;
+    let app = auth0_app().await;
+    let user = app.user("alice").await;
+    let (session, envelope) = app.provider_session(&user.access_token).await;
+    let sealed = session.expect("a session record").sealed_refresh_token.expect("a sealed refresh token");
+    assert!(sealed.starts_with("sealed:"), "an envelope, not the cookie-key sealer: {sealed}");
+    assert!(!sealed.contains(&user.refresh_token), "the refresh token is not stored in the clear");
+    let envelope = std::sync::Arc::new(envelope);
+    let opened =
+        galley_identity::at_rest::EnvelopeSealer::new(envelope.clone(), "galley/auth0/refresh-token")
+            .open(&sealed)
+            .await
+            .expect("opens with the key file and the purpose");
+    assert_eq!(opened, user.refresh_token);
+    let other_purpose = galley_identity::at_rest::EnvelopeSealer::new(envelope, "galley/signing-key");
+    assert!(other_purpose.open(&sealed).await.is_err(), "bound to its purpose");
+}
+
 /// `GALLEY__IDENTITY__AUTH0__GRANT=password`: the plain password grant (no realm), where the tenant's
 /// default directory picks the connection.
 #[tokio::test]

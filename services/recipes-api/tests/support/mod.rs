@@ -208,17 +208,11 @@ impl TestApp {
         response.json().await.expect("json body")
     }
 
-    /// Stops the server gracefully and waits for it.
     /// The app's signing keys as it reads them: from its SQLite file, opened with the key file in its
     /// data directory (they are sealed at rest).
     pub async fn signing_keys(&self) -> Vec<galley_identity::StoredSigningKey> {
         use galley_identity::SigningKeyStore as _;
-        let store =
-            galley_embedded::SqliteStore::open(&self.data_dir.join("galley.db")).await.expect("store");
-        let envelope = galley_crypto::LocalKeyFileEnvelope::open_or_create(
-            &self.data_dir.join(galley_crypto::LocalKeyFileEnvelope::FILE_NAME),
-        )
-        .expect("key file");
+        let (store, envelope) = self.store_and_key_file().await;
         let keys = galley_identity::at_rest::SealedSigningKeyStore::new(
             Arc::new(galley_embedded::SqliteSigningKeyStore::new(&store)),
             Arc::new(envelope),
@@ -226,6 +220,32 @@ impl TestApp {
         keys.load().await.expect("keys")
     }
 
+    /// The provider session (Auth0 mode) recorded for the sign-in that issued `access_token`, as
+    /// stored in the app's SQLite file, with the key file of its data directory to open what it seals.
+    pub async fn provider_session(
+        &self,
+        access_token: &str,
+    ) -> (Option<galley_identity::ProviderSession>, galley_crypto::LocalKeyFileEnvelope) {
+        use galley_identity::ProviderSessionStore as _;
+        let (store, envelope) = self.store_and_key_file().await;
+        let sessions = galley_embedded::SqliteProviderSessionStore::new(&store);
+        let key = galley_identity::tokens::token_digest(access_token);
+        (sessions.find(&key).await.expect("session lookup"), envelope)
+    }
+
+    async fn store_and_key_file(
+        &self,
+    ) -> (galley_embedded::SqliteStore, galley_crypto::LocalKeyFileEnvelope) {
+        let store =
+            galley_embedded::SqliteStore::open(&self.data_dir.join("galley.db")).await.expect("store");
+        let envelope = galley_crypto::LocalKeyFileEnvelope::open_or_create(
+            &self.data_dir.join(galley_crypto::LocalKeyFileEnvelope::FILE_NAME),
+        )
+        .expect("key file");
+        (store, envelope)
+    }
+
+    /// Stops the server gracefully and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.trigger();
         if let Some(server) = self.server.take() {
