@@ -40,11 +40,24 @@ const PEM_PREFIX: &str = "-----BEGIN";
 pub struct SealedSigningKeyStore {
     inner: Arc<dyn SigningKeyStore>,
     envelope: Arc<dyn SecretEnvelope>,
+    /// The wrapping key before a key change, if the operator named one: keys it sealed are re-sealed
+    /// with `envelope` on load.
+    previous: Option<Arc<dyn SecretEnvelope>>,
 }
 
 impl SealedSigningKeyStore {
     pub fn new(inner: Arc<dyn SigningKeyStore>, envelope: Arc<dyn SecretEnvelope>) -> Self {
-        Self { inner, envelope }
+        Self { inner, envelope, previous: None }
+    }
+
+    /// Keys that the current envelope refuses but `previous` opens (sealed before a change of
+    /// wrapping key: local key file → KMS, or one KMS key → another) are re-sealed with the current
+    /// envelope and written back on load, like plain keys: the re-wrap needs no separate step, and
+    /// once every replica has loaded, the previous key is no longer needed.
+    #[must_use]
+    pub fn rewrapping_from(mut self, previous: Arc<dyn SecretEnvelope>) -> Self {
+        self.previous = Some(previous);
+        self
     }
 
     fn context(kid: &str) -> SecretContext {
@@ -60,17 +73,35 @@ impl SealedSigningKeyStore {
         Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
     }
 
+    /// The PEM of a stored envelope, opened by the current wrapping key or, failing that, by the
+    /// previous one (then re-sealed and written back).
     async fn open(&self, kid: &str, stored: &str) -> Result<String, StoreError> {
-        let refused =
-            |reason: &str| self.failure("cannot be opened", kid, EnvelopeError::Refused(reason.into()));
-        let encoded = stored.strip_prefix(SEALED_PREFIX).ok_or_else(|| refused("not a sealed envelope"))?;
-        let sealed = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| refused("the envelope is not base64url"))?;
-        let plain = self
-            .envelope
-            .open(&sealed, &Self::context(kid))
-            .await
-            .map_err(|error| self.failure("cannot be opened", kid, error))?;
-        String::from_utf8(plain).map_err(|_| refused("the opened key is not text"))
+        let refusal = match open_envelope(&*self.envelope, &Self::context(kid), stored).await {
+            Ok(pem) => return Ok(pem),
+            Err(EnvelopeError::Refused(reason)) => reason,
+            Err(unavailable) => return Err(self.failure("cannot be opened", kid, unavailable)),
+        };
+        let Some(previous) = &self.previous else {
+            return Err(self.failure("cannot be opened", kid, EnvelopeError::Refused(refusal)));
+        };
+        match open_envelope(&**previous, &Self::context(kid), stored).await {
+            Ok(pem) => {
+                let resealed = self.seal(kid, &pem).await?;
+                self.inner.replace_private_pem(kid, &resealed).await?;
+                tracing::info!(%kid, from = %previous.wrapping_key(), to = %self.envelope.wrapping_key(),
+                    "re-sealed a signing key with the new wrapping key");
+                Ok(pem)
+            }
+            Err(EnvelopeError::Refused(also)) => Err(self.failure(
+                "cannot be opened",
+                kid,
+                EnvelopeError::Refused(format!(
+                    "{refusal}; nor by the previous {}: {also}",
+                    previous.wrapping_key()
+                )),
+            )),
+            Err(unavailable) => Err(self.failure("cannot be opened", kid, unavailable)),
+        }
     }
 
     /// One line for the operator: which key, which wrapping key, why, and what it means.
@@ -86,6 +117,19 @@ impl SealedSigningKeyStore {
             )),
         }
     }
+}
+
+/// The text sealed in `stored` (`sealed:` + base64url of an envelope) under `context`.
+async fn open_envelope(
+    envelope: &dyn SecretEnvelope,
+    context: &SecretContext,
+    stored: &str,
+) -> Result<String, EnvelopeError> {
+    let refused = |reason: &str| EnvelopeError::Refused(reason.into());
+    let encoded = stored.strip_prefix(SEALED_PREFIX).ok_or_else(|| refused("not a sealed envelope"))?;
+    let sealed = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| refused("the envelope is not base64url"))?;
+    let plain = envelope.open(&sealed, context).await?;
+    String::from_utf8(plain).map_err(|_| refused("the opened secret is not text"))
 }
 
 #[async_trait]
@@ -131,25 +175,33 @@ impl SigningKeyStore for SealedSigningKeyStore {
 /// KMS key (or the local key file), bound to `purpose`, so a database dump holds no usable secret and
 /// a value sealed for another purpose does not open.
 ///
-/// Values sealed before the envelope was configured (they lack the `sealed:` prefix) are opened by
-/// the `previous` sealer when one is given, so records written by an earlier version stay readable
-/// until they expire; new values are always sealed by the envelope.
+/// Older values stay readable until they expire: those sealed before any envelope was configured
+/// (no `sealed:` prefix) by the `older` sealer, and those sealed under the previous wrapping key of a
+/// key change by the `previous` envelope. New values are always sealed by the current envelope.
 #[derive(Debug)]
 pub struct EnvelopeSealer {
     envelope: Arc<dyn SecretEnvelope>,
     context: SecretContext,
-    previous: Option<Arc<dyn SecretSealer>>,
+    previous: Option<Arc<dyn SecretEnvelope>>,
+    older: Option<Arc<dyn SecretSealer>>,
 }
 
 impl EnvelopeSealer {
     /// Seals with `envelope` under a context whose purpose is `purpose` (e.g. `galley/auth0/refresh-token`).
     pub fn new(envelope: Arc<dyn SecretEnvelope>, purpose: &str) -> Self {
-        Self { envelope, context: SecretContext::new(purpose), previous: None }
+        Self { envelope, context: SecretContext::new(purpose), previous: None, older: None }
     }
 
-    /// Also opens values sealed by `previous` (written before this envelope was configured).
+    /// Also opens values sealed by `older` (written before this envelope was configured).
     #[must_use]
-    pub fn opening_older_values_with(mut self, previous: Arc<dyn SecretSealer>) -> Self {
+    pub fn opening_older_values_with(mut self, older: Arc<dyn SecretSealer>) -> Self {
+        self.older = Some(older);
+        self
+    }
+
+    /// Also opens envelopes sealed under `previous`, the wrapping key before a key change.
+    #[must_use]
+    pub fn opening_envelopes_of(mut self, previous: Arc<dyn SecretEnvelope>) -> Self {
         self.previous = Some(previous);
         self
     }
@@ -180,20 +232,17 @@ impl SecretSealer for EnvelopeSealer {
     }
 
     async fn open(&self, sealed: &str) -> Result<String, IdentityError> {
-        let refused = |reason: &str| self.failure("cannot be opened", EnvelopeError::Refused(reason.into()));
-        let Some(encoded) = sealed.strip_prefix(SEALED_PREFIX) else {
-            return match &self.previous {
-                Some(previous) => previous.open(sealed).await,
-                None => Err(refused("not a sealed envelope")),
-            };
-        };
-        let bytes = URL_SAFE_NO_PAD.decode(encoded).map_err(|_| refused("the envelope is not base64url"))?;
-        let plain = self
-            .envelope
-            .open(&bytes, &self.context)
-            .await
-            .map_err(|error| self.failure("cannot be opened", error))?;
-        String::from_utf8(plain).map_err(|_| refused("the opened secret is not text"))
+        if let (false, Some(older)) = (sealed.starts_with(SEALED_PREFIX), &self.older) {
+            return older.open(sealed).await;
+        }
+        match (open_envelope(&*self.envelope, &self.context, sealed).await, &self.previous) {
+            (Err(EnvelopeError::Refused(_)), Some(previous)) => {
+                open_envelope(&**previous, &self.context, sealed)
+                    .await
+                    .map_err(|error| self.failure("cannot be opened", error))
+            }
+            (opened, _) => opened.map_err(|error| self.failure("cannot be opened", error)),
+        }
     }
 }
 
@@ -387,5 +436,68 @@ mod tests {
             matches!(&error, IdentityError::Unavailable(m) if m.contains("KMS key alias/x")),
             "{error:?}"
         );
+    }
+
+    /// An envelope that "seals" by reversing and tagging with its name: each name is another key.
+    fn named_envelope(name: &'static str) -> MockSecretEnvelope {
+        let mut envelope = MockSecretEnvelope::new();
+        envelope.expect_wrapping_key().return_const(format!("key {name}"));
+        envelope.expect_seal().returning(move |plain, _| {
+            let mut sealed: Vec<u8> = plain.iter().rev().copied().collect();
+            sealed.extend(format!("|{name}").bytes());
+            Ok(sealed)
+        });
+        envelope.expect_open().returning(move |sealed, _| {
+            let body = sealed
+                .strip_suffix(format!("|{name}").as_bytes())
+                .ok_or_else(|| EnvelopeError::Refused(format!("not sealed by {name}")))?;
+            Ok(body.iter().rev().copied().collect())
+        });
+        envelope
+    }
+
+    #[tokio::test]
+    async fn a_key_sealed_under_the_previous_wrapping_key_is_resealed_with_the_new_one_on_load() {
+        let raw = Arc::new(MemoryKeys::default());
+        SealedSigningKeyStore::new(raw.clone(), Arc::new(named_envelope("a")))
+            .insert(&key("k"))
+            .await
+            .expect("sealed by a");
+        let sealed_by_a = raw.raw("k");
+
+        let refused = SealedSigningKeyStore::new(raw.clone(), Arc::new(named_envelope("b")));
+        let error = refused.load().await.expect_err("b alone cannot open it").to_string();
+        assert!(error.contains("signing key k cannot be opened with key b"), "{error}");
+        assert_eq!(raw.raw("k"), sealed_by_a, "a refused load changes nothing");
+
+        let rewrapping = SealedSigningKeyStore::new(raw.clone(), Arc::new(named_envelope("b")))
+            .rewrapping_from(Arc::new(named_envelope("a")));
+        assert_eq!(rewrapping.load().await.expect("opened by a")[0].private_pem, PEM);
+        assert_ne!(raw.raw("k"), sealed_by_a, "written back");
+        let b_alone = SealedSigningKeyStore::new(raw.clone(), Arc::new(named_envelope("b")));
+        assert_eq!(b_alone.load().await.expect("now sealed by b")[0].private_pem, PEM);
+    }
+
+    #[tokio::test]
+    async fn a_key_neither_wrapping_key_opens_fails_naming_both() {
+        let raw = Arc::new(MemoryKeys::default());
+        SealedSigningKeyStore::new(raw.clone(), Arc::new(named_envelope("x")))
+            .insert(&key("k"))
+            .await
+            .expect("x");
+        let store = SealedSigningKeyStore::new(raw.clone(), Arc::new(named_envelope("b")))
+            .rewrapping_from(Arc::new(named_envelope("a")));
+        let error = store.load().await.expect_err("refused").to_string();
+        assert!(error.contains("with key b") && error.contains("nor by the previous key a"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_secret_sealed_under_the_previous_wrapping_key_still_opens() {
+        let sealed =
+            EnvelopeSealer::new(Arc::new(named_envelope("a")), "galley/test").seal("t").await.expect("a");
+        let current = EnvelopeSealer::new(Arc::new(named_envelope("b")), "galley/test");
+        assert!(current.open(&sealed).await.is_err(), "b alone refuses it");
+        let with_previous = current.opening_envelopes_of(Arc::new(named_envelope("a")));
+        assert_eq!(with_previous.open(&sealed).await.expect("opened by a"), "t");
     }
 }

@@ -556,13 +556,25 @@ pub struct KmsSettings {
     pub region: Option<String>,
     /// Endpoint override (moto, a VPC endpoint); unset = AWS's.
     pub endpoint: Option<String>,
+    /// The KMS key that wrapped the secrets before `key_id` replaced it: what it sealed is opened with
+    /// it and re-sealed under `key_id` on load. Unset after every replica has started once.
+    pub previous_key_id: Option<String>,
 }
 
 impl KmsSettings {
     /// The configured key id, if any (an empty value counts as unset).
     pub fn key_id(&self) -> Option<&str> {
-        self.key_id.as_deref().map(str::trim).filter(|key_id| !key_id.is_empty())
+        non_empty(self.key_id.as_deref())
     }
+
+    /// The previous key id of a key change, if any (an empty value counts as unset).
+    pub fn previous_key_id(&self) -> Option<&str> {
+        non_empty(self.previous_key_id.as_deref())
+    }
+}
+
+fn non_empty(value: Option<&str>) -> Option<&str> {
+    value.map(str::trim).filter(|value| !value.is_empty())
 }
 
 /// `[bus.rabbitmq]`

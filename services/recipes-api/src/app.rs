@@ -123,7 +123,9 @@ impl RecipesModule {
         let service = RecipeService::new(recipes, Arc::clone(&clock));
         let reads = RecipeReads::new(service.clone(), Arc::clone(&infrastructure.cache), ttls);
 
-        let auth_state = identity(infrastructure, settings, issuer).await?;
+        // Boxed: opening the identity provider (KMS clients, key ring) is a deep future, and callers
+        // nest this whole build inside their own start-up futures.
+        let auth_state = Box::pin(identity(infrastructure, settings, issuer)).await?;
         let auth = AuthConfig {
             authenticator: Arc::new(auth_state.service.clone()),
             cookie_key: auth_state.cookie_key.clone(),
@@ -172,8 +174,8 @@ async fn identity(
             builtin_identity(infrastructure, &settings.identity, issuer, signing_keys).await
         }
         IdentityProviderKind::Auth0 => {
-            let envelope = galley_wiring::at_rest::secret_envelope(&settings.kms, &settings.store).await?;
-            auth0_identity(infrastructure, &settings.identity, issuer, envelope)
+            let at_rest = galley_wiring::at_rest::at_rest_keys(&settings.kms, &settings.store).await?;
+            auth0_identity(infrastructure, &settings.identity, issuer, at_rest)
         }
     }
 }
@@ -190,7 +192,7 @@ fn lockout_policy(settings: &IdentitySettings) -> LockoutPolicy {
 
 /// Auth0 behind the same port: its tokens verified against its JWKS, Galley's lockout in front of it,
 /// the per-sign-in records in the document store with the refresh tokens sealed by the at-rest
-/// `envelope` (AWS KMS, or the data directory's key file). Where there is none (MongoDB without
+/// envelope (AWS KMS, or the data directory's key file). Where there is none (MongoDB without
 /// `kms.key_id`) they are sealed by a key derived from `identity.cookie_key` (random without one, like
 /// the cookie key: records then die with the process); that sealer also opens records written before
 /// an envelope was configured.
@@ -198,7 +200,7 @@ fn auth0_identity(
     infrastructure: &Infrastructure,
     settings: &IdentitySettings,
     issuer: String,
-    envelope: Option<Arc<dyn galley_identity::SecretEnvelope>>,
+    at_rest: Option<galley_wiring::at_rest::AtRestKeys>,
 ) -> anyhow::Result<AuthState> {
     use galley_platform::secret::ExposeSecret as _;
     let auth0 = &settings.auth0;
@@ -219,11 +221,15 @@ fn auth0_identity(
         )),
         None => Arc::new(AesGcmSealer::random()),
     };
-    let sealer: Arc<dyn SecretSealer> = match envelope {
-        Some(envelope) => Arc::new(
-            EnvelopeSealer::new(envelope, AUTH0_REFRESH_TOKEN_PURPOSE)
-                .opening_older_values_with(cookie_key_sealer),
-        ),
+    let sealer: Arc<dyn SecretSealer> = match at_rest {
+        Some(keys) => {
+            let sealer = EnvelopeSealer::new(keys.current, AUTH0_REFRESH_TOKEN_PURPOSE)
+                .opening_older_values_with(cookie_key_sealer);
+            Arc::new(match keys.previous {
+                Some(previous) => sealer.opening_envelopes_of(previous),
+                None => sealer,
+            })
+        }
         None => cookie_key_sealer,
     };
     let ports = Auth0Ports {

@@ -17,8 +17,8 @@ use galley_test_support::process::{OwnedProcess, free_port, temp_dir, wait_for_p
 const ISSUER: &str = "http://galley.test/";
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The environment of one run: the data directory's database, KMS key `key_id` on moto, AWS
-/// credentials for moto only (no profile files, no instance metadata).
+/// The environment of one run: the data directory's database, KMS key `key_id` on moto (none: the
+/// local key file), AWS credentials for moto only (no profile files, no instance metadata).
 fn environment(data: &Path, port: u16, key_id: &str) -> Vec<(String, String)> {
     for empty in ["no-aws-config", "no-aws-credentials"] {
         std::fs::write(data.join(empty), "").expect("empty AWS file");
@@ -51,10 +51,16 @@ struct Running {
 
 /// Starts the binary on `data` with `key_id` and waits until it is ready.
 async fn start(data: &Path, key_id: &str) -> Running {
+    start_with(data, key_id, &[]).await
+}
+
+/// Like [`start`], with `extra` variables added to the environment.
+async fn start_with(data: &Path, key_id: &str, extra: &[(&str, &str)]) -> Running {
     let port = free_port();
     let dir = temp_dir("recipes-kms");
     let log = dir.join("recipes-api.log");
-    let environment = environment(data, port, key_id);
+    let mut environment = environment(data, port, key_id);
+    environment.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
     let envs: Vec<(&str, &str)> = environment.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
     let mut process =
         OwnedProcess::spawn(Path::new(env!("CARGO_BIN_EXE_recipes-api")), &[], &envs, dir, &log);
@@ -171,4 +177,64 @@ async fn a_plain_key_from_before_is_sealed_on_first_start_and_keeps_signing() {
     assert_eq!(after.len(), 1);
     assert!(after[0].private_pem.starts_with("sealed:") && !after[0].private_pem.contains("BEGIN"));
     assert_eq!((after[0].created_at, after[0].retired_at), (before[0].created_at, before[0].retired_at));
+}
+
+/// A change of KMS key: with `GALLEY__KMS__PREVIOUS_KEY_ID` naming the old key the keys are re-sealed
+/// under the new one on start, tokens issued before still verify, and the old key is needed no more.
+#[tokio::test]
+async fn a_key_change_reseals_the_signing_keys_under_the_new_kms_key() {
+    let moto = MotoServer::shared();
+    let (old_key, new_key) = (moto.create_kms_key().await, moto.create_kms_key().await);
+    let data = tempfile::tempdir().expect("data dir");
+    let first = start(data.path(), &old_key).await;
+    let token = galley_test_support::accounts::signed_in_token(&client(), &first.base, "rewrapped").await;
+    drop(first);
+    let sealed_by_old = raw_keys(data.path()).await;
+
+    let changing = start_with(data.path(), &new_key, &[("GALLEY__KMS__PREVIOUS_KEY_ID", &old_key)]).await;
+    assert_eq!(me_status(&changing.base, &token).await, 200, "the same key still verifies");
+    drop(changing);
+    let sealed_by_new = raw_keys(data.path()).await;
+    assert_eq!(sealed_by_new.len(), sealed_by_old.len());
+    assert_ne!(sealed_by_new[0].private_pem, sealed_by_old[0].private_pem, "re-sealed and written back");
+    assert!(sealed_by_new[0].private_pem.starts_with("sealed:"));
+
+    let after = start(data.path(), &new_key).await;
+    assert_eq!(me_status(&after.base, &token).await, 200, "the new key alone opens them now");
+    drop(after);
+    let stderr = refused_start(data.path(), &old_key);
+    assert!(stderr.contains("cannot be opened with KMS key"), "the old key alone no longer does: {stderr}");
+}
+
+/// From the data directory's key file to KMS: while the file is there it is the previous key, so the
+/// first start with `kms.key_id` re-seals the keys under KMS; after that the file can go.
+#[tokio::test]
+async fn an_embedded_store_moving_to_kms_reseals_what_its_key_file_sealed() {
+    let moto = MotoServer::shared();
+    let key = moto.create_kms_key().await;
+    let data = tempfile::tempdir().expect("data dir");
+    let key_file = data.path().join(galley_crypto::LocalKeyFileEnvelope::FILE_NAME);
+    {
+        // Sealed by the key file, as `galley serve` and standalone services without KMS do.
+        let store = SqliteStore::open(&data.path().join("galley.db")).await.expect("store");
+        let envelope = galley_crypto::LocalKeyFileEnvelope::open_or_create(&key_file).expect("key file");
+        let sealed = Arc::new(galley_identity::at_rest::SealedSigningKeyStore::new(
+            Arc::new(SqliteSigningKeyStore::new(&store)),
+            Arc::new(envelope),
+        ));
+        KeyRing::open(sealed, Arc::new(galley_kernel::SystemClock), KeyPolicy::default()).await.expect("key");
+        store.close().await;
+    }
+    let before = raw_keys(data.path()).await;
+
+    let moving = start(data.path(), &key).await;
+    let token = galley_test_support::accounts::signed_in_token(&client(), &moving.base, "moved").await;
+    assert_eq!(kid_of(&token), before[0].kid, "the key made under the key file still signs");
+    drop(moving);
+    assert_ne!(raw_keys(data.path()).await[0].private_pem, before[0].private_pem, "re-sealed under KMS");
+
+    std::fs::remove_file(&key_file).expect("the key file can go");
+    let without_file = start(data.path(), &key).await;
+    assert_eq!(me_status(&without_file.base, &token).await, 200, "KMS alone opens the keys now");
+    assert!(!key_file.exists(), "with KMS no key file is made again");
 }
