@@ -11,7 +11,8 @@
 //! and `"03"` is not `"3"`), `If-None-Match` the weak one (`W/"3"` matches `"3"`). Malformed members match
 //! nothing.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
 
 /// What an `If-Match` header allows a write to proceed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +32,7 @@ pub fn etag(revision: u64) -> HeaderValue {
 
 /// Reads `If-Match` (RFC 9110 §13.1.1): any of the listed strong tags that is one of our revisions.
 pub fn if_match(headers: &HeaderMap) -> IfMatch {
-    match members(headers, &header::IF_MATCH) {
+    match members(headers.get_all(header::IF_MATCH).iter()) {
         None => IfMatch::Any,
         Some(Members::Any) => IfMatch::Any,
         Some(Members::Tags(tags)) => IfMatch::Revisions(
@@ -42,7 +43,7 @@ pub fn if_match(headers: &HeaderMap) -> IfMatch {
 
 /// Whether `If-None-Match` lists the current revision (weak comparison, so `W/"3"` matches), or `*`.
 pub fn if_none_match_hits(headers: &HeaderMap, revision: u64) -> bool {
-    match members(headers, &header::IF_NONE_MATCH) {
+    match members(headers.get_all(header::IF_NONE_MATCH).iter()) {
         None => false,
         Some(Members::Any) => true,
         Some(Members::Tags(tags)) => tags.iter().any(|tag| revision_of(tag.opaque) == Some(revision)),
@@ -52,8 +53,38 @@ pub fn if_none_match_hits(headers: &HeaderMap, revision: u64) -> bool {
 /// Whether `If-None-Match` lists the entity tag `current` (a complete `ETag` value such as `"3"` or
 /// `W/"l12ab"`) by the weak comparison (RFC 9110 §8.8.3.2: `W/` prefixes are ignored), or is `*`.
 pub fn if_none_match_lists(headers: &HeaderMap, current: &HeaderValue) -> bool {
+    lists_weakly(headers.get_all(header::IF_NONE_MATCH).iter(), current)
+}
+
+/// The `If-None-Match` lines of a request, taken on their own: an axum `HeaderMap` extractor would
+/// copy every header of every request just so the read path can look at this one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IfNoneMatch(Vec<HeaderValue>);
+
+impl IfNoneMatch {
+    /// The `If-None-Match` lines of `headers`.
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        Self(headers.get_all(header::IF_NONE_MATCH).iter().cloned().collect())
+    }
+
+    /// Whether the lines list `current` by the weak comparison, as RFC 9110 prescribes for GET.
+    pub fn lists(&self, current: &HeaderValue) -> bool {
+        lists_weakly(self.0.iter(), current)
+    }
+}
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IfNoneMatch {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self::from_headers(&parts.headers))
+    }
+}
+
+/// Whether the `If-None-Match` field `lines` list `current` (weak comparison).
+fn lists_weakly<'a>(lines: impl Iterator<Item = &'a HeaderValue>, current: &HeaderValue) -> bool {
     let Some(current) = current.to_str().ok().and_then(parse_single) else { return false };
-    match members(headers, &header::IF_NONE_MATCH) {
+    match members(lines) {
         None => false,
         Some(Members::Any) => true,
         Some(Members::Tags(tags)) => tags.iter().any(|tag| tag.opaque == current.opaque),
@@ -84,9 +115,9 @@ enum Members<'a> {
     Tags(Vec<EntityTag<'a>>),
 }
 
-/// Every line of header `name`, as one list; `None` when the header is absent.
-fn members<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Members<'a>> {
-    let mut lines = headers.get_all(name).iter().peekable();
+/// Every line of one header field, as one list; `None` when the header is absent.
+fn members<'a>(lines: impl Iterator<Item = &'a HeaderValue>) -> Option<Members<'a>> {
+    let mut lines = lines.peekable();
     lines.peek()?;
     let mut tags = Vec::new();
     for line in lines {
@@ -152,6 +183,7 @@ fn revision_of(opaque: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderName;
 
     fn headers(name: HeaderName, values: &[&'static str]) -> HeaderMap {
         let mut map = HeaderMap::new();
@@ -244,5 +276,16 @@ mod tests {
         let IfMatch::Revisions(revisions) = if_match(&map) else { panic!("a list") };
         assert_eq!(revisions.len(), 20_000);
         assert_eq!(revisions.last(), Some(&19_999));
+    }
+
+    #[test]
+    fn the_if_none_match_extract_reads_every_line_and_nothing_else() {
+        let tag = HeaderValue::from_static("W/\"lab12\"");
+        let mut map = headers(header::IF_NONE_MATCH, &["\"other\"", "\"x\", W/\"lab12\""]);
+        map.insert(header::IF_MATCH, HeaderValue::from_static("\"lab12\""));
+        assert!(IfNoneMatch::from_headers(&map).lists(&tag), "the second line lists it");
+        assert!(!IfNoneMatch::from_headers(&headers(header::IF_MATCH, &["\"lab12\""])).lists(&tag));
+        assert!(!IfNoneMatch::default().lists(&tag), "no header lists nothing");
+        assert!(IfNoneMatch::from_headers(&headers(header::IF_NONE_MATCH, &["*"])).lists(&tag));
     }
 }

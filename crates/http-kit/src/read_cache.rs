@@ -23,13 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::{BufMut, Bytes, BytesMut};
 use galley_kernel::{Cache, LoadCoalescer};
 use sha2::{Digest, Sha256};
 
-use crate::etag;
+use crate::etag::IfNoneMatch;
 
 /// An answer ready for the wire: its entity tag (a complete `ETag` value) and its JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,11 +47,11 @@ impl EncodedRead {
 
     /// The answer as a response: 304 with its ETag when `If-None-Match` lists it (weak comparison,
     /// as RFC 9110 prescribes for GET), else 200 with the bytes as they are.
-    pub fn respond(self, request_headers: &HeaderMap) -> Response {
+    pub fn respond(self, if_none_match: &IfNoneMatch) -> Response {
         // Our tags are quoted ASCII, always a valid header value.
         let tag =
             HeaderValue::from_maybe_shared(self.etag).unwrap_or_else(|_| HeaderValue::from_static("\"0\""));
-        let mut response = if etag::if_none_match_lists(request_headers, &tag) {
+        let mut response = if if_none_match.lists(&tag) {
             StatusCode::NOT_MODIFIED.into_response()
         } else {
             let mut response = Response::new(Body::from(self.body));
@@ -186,6 +186,8 @@ fn unframe(generation: u64, entry: Bytes) -> Option<EncodedRead> {
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::http::HeaderMap;
 
     use async_trait::async_trait;
     use galley_kernel::CacheError;
@@ -374,12 +376,12 @@ mod tests {
     fn a_listed_tag_is_answered_304_without_a_body() {
         let read = EncodedRead::json_with_weak_etag(&"tea");
         let mut headers = HeaderMap::new();
-        let plain = read.clone().respond(&headers);
+        let plain = read.clone().respond(&IfNoneMatch::from_headers(&headers));
         assert_eq!(plain.status(), StatusCode::OK);
         assert_eq!(plain.headers()[header::CONTENT_TYPE], "application/json");
         headers
             .insert(header::IF_NONE_MATCH, HeaderValue::from_maybe_shared(read.etag.clone()).expect("tag"));
-        let revalidated = read.respond(&headers);
+        let revalidated = read.respond(&IfNoneMatch::from_headers(&headers));
         assert_eq!(revalidated.status(), StatusCode::NOT_MODIFIED);
         assert!(revalidated.headers().contains_key(header::ETAG));
     }

@@ -141,7 +141,6 @@ pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
     request.send().await.expect("sent").json().await.expect("json")
 }
 
-/// One `galley run <service>` process of a distributed test, on its own loopback port.
 /// The pre-started Redis the distributed tests share (each under its own key prefix).
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
@@ -149,6 +148,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }
 
+/// One `galley run <service>` process of a distributed test, on its own loopback port.
 pub struct Service {
     pub name: &'static str,
     pub child: Child,

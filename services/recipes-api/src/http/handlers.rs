@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use galley_http_kit::etag::{self, IfMatch};
+use galley_http_kit::etag::{self, IfMatch, IfNoneMatch};
 use galley_http_kit::{Authenticated, JsonBody, Problem, QueryParams};
 use galley_kernel::Violations;
 use galley_recipes::{
@@ -98,10 +98,10 @@ fn actor(authenticated: &Authenticated) -> Actor {
 pub async fn list_recipes(
     State(reads): State<RecipeReads>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let query = list_query(raw.as_deref())?;
-    Ok(reads.list(&query).await?.respond(&headers))
+    Ok(reads.list(&query).await?.respond(&if_none_match))
 }
 
 /// Read one recipe. Answers 304 when `If-None-Match` holds its current ETag.
@@ -119,9 +119,9 @@ pub async fn list_recipes(
 pub async fn get_recipe(
     State(reads): State<RecipeReads>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
-    Ok(reads.item(recipe_id(&id)?).await?.respond(&headers))
+    Ok(reads.item(recipe_id(&id)?).await?.respond(&if_none_match))
 }
 
 /// Create a recipe.

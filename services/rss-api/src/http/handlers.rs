@@ -5,6 +5,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use galley_http_kit::etag::IfNoneMatch;
 use galley_http_kit::{Authenticated, JsonBody, QueryParams, RequestLocale};
 use galley_kernel::{Page, Violation, Violations};
 use galley_platform::{Locale, Localizer};
@@ -205,7 +206,7 @@ pub async fn get_job(
 pub async fn list_entries(
     State(state): State<RssState>,
     RawQuery(raw): RawQuery,
-    headers: HeaderMap,
+    if_none_match: IfNoneMatch,
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(raw.as_deref())?;
     let mut violations = Violations::new();
@@ -222,5 +223,5 @@ pub async fn list_entries(
         Some(page) if violations.is_empty() => page,
         _ => return Err(violations.into()),
     };
-    Ok(state.entries.page(&EntryQuery { feed_url, page }).await?.respond(&headers))
+    Ok(state.entries.page(&EntryQuery { feed_url, page }).await?.respond(&if_none_match))
 }
