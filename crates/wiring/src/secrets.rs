@@ -1,5 +1,5 @@
 //! `secrets.backend` → where static secrets come from, and the process's session with the secrets
-//! backend (kept open for token renewal and, later, leased credentials).
+//! backend (kept open for token renewal and the leases of dynamic credentials).
 //!
 //! The order of a start-up: read `[secrets]` from the files and the environment; with `vault`, log in
 //! (an unreachable or refusing Vault stops the start with one clear error), read the service's KV paths
@@ -142,17 +142,11 @@ impl Secrets {
         self.credentials("bus", self.lease_paths.bus.as_deref()).await
     }
 
-    /// The store's credentials when `secrets.vault.leases.store` names a lease path. Not used yet:
-    /// the MongoDB adapter does not follow leased credentials (a configured path stops the start,
-    /// rather than being silently ignored).
-    pub fn check_store_lease(&self) -> anyhow::Result<()> {
-        match (&self.vault, &self.lease_paths.store) {
-            (Some(_), Some(path)) => anyhow::bail!(
-                "secrets.vault.leases.store = {path}: leased MongoDB credentials are not supported yet; \
-                 put the credentials in store.mongodb.uri (e.g. from Vault KV)"
-            ),
-            _ => Ok(()),
-        }
+    /// The store's credentials when `secrets.vault.leases.store` names a lease path (else MongoDB is
+    /// reached with whatever `store.mongodb.uri` carries). For `DocumentStore::open_with`, which
+    /// refuses them for the embedded store.
+    pub async fn store_credentials(&self) -> anyhow::Result<Option<CredentialsFeed>> {
+        self.credentials("store", self.lease_paths.store.as_deref()).await
     }
 
     async fn credentials(

@@ -169,7 +169,6 @@ impl Application {
     ) -> anyhow::Result<Self> {
         settings.environment.check_cookie_key(settings.identity.cookie_key.as_ref())?;
         settings.environment.check_shared_revocations("rss-api", settings.cache.backend)?;
-        secrets.check_store_lease()?;
         let metrics = Metrics::from_settings(
             settings.telemetry.metrics,
             BuildInfo { service: "rss-api", version: env!("CARGO_PKG_VERSION") },
@@ -180,7 +179,9 @@ impl Application {
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
-        let store = DocumentStore::open(&settings.store).await?.instrumented(&metrics);
+        let store = DocumentStore::open_with(&settings.store, secrets.store_credentials().await?)
+            .await?
+            .instrumented(&metrics);
         let verifier = verifier(&settings.identity, Arc::clone(&clock))?;
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
         // take effect here at once; in memory, a signed-out token works here until it expires. The

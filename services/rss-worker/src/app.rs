@@ -113,7 +113,6 @@ impl Application {
         bus: Option<Arc<dyn MessageBus>>,
         secrets: &Secrets,
     ) -> anyhow::Result<Self> {
-        secrets.check_store_lease()?;
         let metrics = Metrics::from_settings(
             settings.telemetry.metrics,
             BuildInfo { service: "rss-worker", version: env!("CARGO_PKG_VERSION") },
@@ -124,7 +123,9 @@ impl Application {
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
-        let store = DocumentStore::open(&settings.store).await?.instrumented(&metrics);
+        let store = DocumentStore::open_with(&settings.store, secrets.store_credentials().await?)
+            .await?
+            .instrumented(&metrics);
         // Only a shared cache reaches rss-api; with an in-memory one, rss-api invalidates its pages of
         // entries itself when the job's reply arrives.
         let entries_cache = match settings.cache.backend {
