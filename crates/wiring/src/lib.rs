@@ -105,10 +105,7 @@ impl DocumentStore {
         match settings.backend {
             StoreBackend::Embedded => {
                 if credentials.is_some() {
-                    anyhow::bail!(
-                        "secrets.vault.leases.store is set but store.backend = \"embedded\": a SQLite file \
-                         has no users to lease; unset the lease path or use store.backend = \"mongodb\""
-                    );
+                    return Err(embedded_store_lease_refused());
                 }
                 let path = &settings.embedded.path;
                 let store = SqliteStore::open(path)
@@ -181,6 +178,14 @@ impl DocumentStore {
             Backend::Mongodb(store) => store.close().await,
         }
     }
+}
+
+/// Why a store lease with the embedded store stops the start (one line, naming both settings).
+pub(crate) fn embedded_store_lease_refused() -> anyhow::Error {
+    anyhow::anyhow!(
+        "secrets.vault.leases.store is set but store.backend = \"embedded\": a SQLite file has no users \
+         to lease; unset the lease path or use store.backend = \"mongodb\""
+    )
 }
 
 /// The adapters that live with the cache: shared by every replica when they are on Redis.

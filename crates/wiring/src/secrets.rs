@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use galley_platform::{
-    ConfigSource, CredentialsFeed, HealthCheck, KeyOrigin, Metrics, SecretLayer, load_settings,
-    load_settings_layered,
+    ConfigSource, CredentialsFeed, HealthCheck, KeyOrigin, Metrics, SecretLayer, StoreBackend, StoreSettings,
+    load_settings, load_settings_layered,
 };
 use galley_vault::{
     LeaseHealth, LeasePaths, LeasedCredentials, RotationTimings, SecretsBackendKind, SecretsSection,
@@ -143,9 +143,14 @@ impl Secrets {
     }
 
     /// The store's credentials when `secrets.vault.leases.store` names a lease path (else MongoDB is
-    /// reached with whatever `store.mongodb.uri` carries). For `DocumentStore::open_with`, which
-    /// refuses them for the embedded store.
-    pub async fn store_credentials(&self) -> anyhow::Result<Option<CredentialsFeed>> {
+    /// reached with whatever `store.mongodb.uri` carries), for `DocumentStore::open_with`. With the
+    /// embedded store a lease path stops the start before anything is leased: a SQLite file has no
+    /// users, and a lease taken only to be refused would leave a user behind until its TTL ends.
+    pub async fn store_credentials(&self, store: &StoreSettings) -> anyhow::Result<Option<CredentialsFeed>> {
+        if self.vault.is_some() && self.lease_paths.store.is_some() && store.backend == StoreBackend::Embedded
+        {
+            return Err(crate::embedded_store_lease_refused());
+        }
         self.credentials("store", self.lease_paths.store.as_deref()).await
     }
 

@@ -81,7 +81,7 @@ impl Infrastructure {
         clock: Arc<dyn Clock>,
         secrets: &Secrets,
     ) -> anyhow::Result<Self> {
-        let store = DocumentStore::open_with(store, secrets.store_credentials().await?).await?;
+        let store = DocumentStore::open_with(store, secrets.store_credentials(store).await?).await?;
         let credentials = secrets.cache_credentials().await?;
         let CacheAdapters { cache, revocations, attempts } =
             CacheAdapters::open_with(cache, Arc::clone(&clock), credentials).await?;
