@@ -22,6 +22,7 @@ test: ## Run the whole test suite (unit, contract, API, cucumber, binary, failur
 	@if [ -n "$$GALLEY_TEST_MONGODB_URI" ]; then \
 		echo "Running the MongoDB suites against GALLEY_TEST_MONGODB_URI"; \
 		$(CARGO) test --locked -p galley-mongo --test contracts -- --include-ignored && \
+		$(CARGO) test --locked -p galley-mongo --test leased -- --include-ignored && \
 		$(CARGO) test --locked -p rss-api --test standalone -- --include-ignored mongodb && \
 		$(CARGO) test --locked -p galley --test distributed -- --include-ignored mongodb; \
 	else \

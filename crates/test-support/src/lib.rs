@@ -16,8 +16,9 @@
 //! - [`contracts::rss`]: the RSS job, entry and feed-state store contracts (embedded SQLite, MongoDB).
 //! - [`redis`]: `PrefixCleanup`, deleting a test's keys from a shared Redis; `PrivateRedis`, a
 //!   password-protected server of its own (for leased ACL users).
-//! - [`mongodb`]: `MongoTestDatabase`, a test's own database on `GALLEY_TEST_MONGODB_URI`, dropped
-//!   without blocking the runtime its client lives on.
+//! - [`mongodb`]: `MongoTestDatabase`, a test's own database on `GALLEY_TEST_MONGODB_URI`, and
+//!   `MongoTestUser`, a test's own user in `admin` (leased-credential drills), both dropped without
+//!   blocking the runtime their client lives on.
 //! - [`rabbitmq`]: `RabbitMqNode`, a private broker node that failure drills stop and restart.
 //! - [`moto`]: `MotoServer`, a private local AWS (SQS, KMS) on a free port.
 //! - [`openbao`]: `OpenBao`, a private Vault-compatible server (dev, or real with a seal).

@@ -3,7 +3,8 @@
 //!
 //! Module map:
 //! - [`DocumentStore`]: `store.backend` → every repository port on SQLite (`embedded`) or MongoDB
-//!   (`mongodb`), plus the store's readiness check and its orderly close.
+//!   (`mongodb`, as a leased user with [`DocumentStore::open_with`]), plus the store's readiness check
+//!   and its orderly close.
 //! - [`CacheAdapters`]: `cache.backend` → the cache, the token revocation list and the sign-in attempt
 //!   tracker, in memory (`memory`) or on one shared Redis connection (`redis`).
 //! - [`open_bus`]: `bus.backend` → the message bus, in-process, RabbitMQ or SQS (RabbitMQ as a leased
@@ -90,8 +91,22 @@ impl DocumentStore {
     /// Opens the store named by `store.backend`: migrates the SQLite file, or connects to MongoDB and
     /// creates its indexes (failing if the server cannot be reached within `store.mongodb.timeout`).
     pub async fn open(settings: &StoreSettings) -> anyhow::Result<Self> {
+        Self::open_with(settings, None).await
+    }
+
+    /// Like [`DocumentStore::open`]; with `credentials` (leased from the secrets backend) MongoDB is
+    /// reached at `store.mongodb.uri`, which then carries no credentials, as their user, following each
+    /// rotation. The embedded store refuses them: a SQLite file has no users, and a lease configured
+    /// for it is a mistake to report rather than a setting to ignore.
+    pub async fn open_with(
+        settings: &StoreSettings,
+        credentials: Option<CredentialsFeed>,
+    ) -> anyhow::Result<Self> {
         match settings.backend {
             StoreBackend::Embedded => {
+                if credentials.is_some() {
+                    return Err(embedded_store_lease_refused());
+                }
                 let path = &settings.embedded.path;
                 let store = SqliteStore::open(path)
                     .await
@@ -99,10 +114,19 @@ impl DocumentStore {
                 Ok(Self::embedded(store))
             }
             StoreBackend::Mongodb => {
-                let store = MongoStore::connect(&settings.mongodb).await.with_context(|| {
-                    format!("connecting to MongoDB (database {})", settings.mongodb.database)
+                let leased = credentials.is_some();
+                let connected = match credentials {
+                    None => MongoStore::connect(&settings.mongodb).await,
+                    Some(credentials) => MongoStore::connect_following(&settings.mongodb, credentials).await,
+                };
+                let store = connected.with_context(|| {
+                    let how = if leased { " as the leased user" } else { "" };
+                    format!(
+                        "connecting to MongoDB{how} (database {}, store.mongodb.uri)",
+                        settings.mongodb.database
+                    )
                 })?;
-                tracing::info!(database = %settings.mongodb.database, "document store: MongoDB");
+                tracing::info!(database = %settings.mongodb.database, leased, "document store: MongoDB");
                 Ok(Self::mongodb(store))
             }
         }
@@ -154,6 +178,14 @@ impl DocumentStore {
             Backend::Mongodb(store) => store.close().await,
         }
     }
+}
+
+/// Why a store lease with the embedded store stops the start (one line, naming both settings).
+pub(crate) fn embedded_store_lease_refused() -> anyhow::Error {
+    anyhow::anyhow!(
+        "secrets.vault.leases.store is set but store.backend = \"embedded\": a SQLite file has no users \
+         to lease; unset the lease path or use store.backend = \"mongodb\""
+    )
 }
 
 /// The adapters that live with the cache: shared by every replica when they are on Redis.
@@ -364,6 +396,76 @@ mod tests {
             ..StoreSettings::default()
         };
         let error = DocumentStore::open(&settings).await.err().map(|e| format!("{e:#}")).unwrap_or_default();
-        assert!(error.contains("connecting to MongoDB (database galley)"), "{error}");
+        assert!(error.contains("connecting to MongoDB (database galley"), "{error}");
+    }
+
+    fn leased(username: &str) -> (tokio::sync::watch::Sender<galley_platform::Credentials>, CredentialsFeed) {
+        tokio::sync::watch::channel(galley_platform::Credentials {
+            username: username.to_owned(),
+            password: "leased".into(),
+        })
+    }
+
+    #[tokio::test]
+    async fn the_embedded_store_refuses_a_store_lease_in_one_line() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let settings = StoreSettings {
+            embedded: galley_platform::EmbeddedStoreSettings { path: dir.path().join("galley.db") },
+            ..StoreSettings::default()
+        };
+        let (_publish, feed) = leased("v-galley-store");
+        let error = DocumentStore::open_with(&settings, Some(feed))
+            .await
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(
+            error.contains("secrets.vault.leases.store is set but store.backend = \"embedded\""),
+            "{error}"
+        );
+        assert!(!error.contains('\n'), "one line: {error}");
+        assert!(!dir.path().join("galley.db").exists(), "refused before the file is created");
+    }
+
+    #[tokio::test]
+    async fn a_mongodb_uri_with_credentials_and_a_store_lease_is_refused() {
+        let settings = StoreSettings {
+            backend: StoreBackend::Mongodb,
+            mongodb: galley_platform::MongoDbSettings {
+                uri: "mongodb://galley:static@127.0.0.1:9/?directConnection=true".into(),
+                timeout: std::time::Duration::from_millis(300),
+                ..Default::default()
+            },
+            ..StoreSettings::default()
+        };
+        let (_publish, feed) = leased("v-galley-store");
+        let error = DocumentStore::open_with(&settings, Some(feed))
+            .await
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(error.contains("as the leased user"), "{error}");
+        assert!(error.contains("remove the user and password from the URI"), "{error}");
+        assert!(!error.contains("static"), "no password in the message: {error}");
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_mongodb_with_a_lease_fails_start_up_with_a_readable_reason() {
+        let settings = StoreSettings {
+            backend: StoreBackend::Mongodb,
+            mongodb: galley_platform::MongoDbSettings {
+                uri: "mongodb://127.0.0.1:9/?directConnection=true".into(),
+                timeout: std::time::Duration::from_millis(300),
+                ..Default::default()
+            },
+            ..StoreSettings::default()
+        };
+        let (_publish, feed) = leased("v-galley-store");
+        let error = DocumentStore::open_with(&settings, Some(feed))
+            .await
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(error.contains("connecting to MongoDB as the leased user (database galley"), "{error}");
     }
 }

@@ -1,5 +1,5 @@
 //! `secrets.backend` → where static secrets come from, and the process's session with the secrets
-//! backend (kept open for token renewal and, later, leased credentials).
+//! backend (kept open for token renewal and the leases of dynamic credentials).
 //!
 //! The order of a start-up: read `[secrets]` from the files and the environment; with `vault`, log in
 //! (an unreachable or refusing Vault stops the start with one clear error), read the service's KV paths
@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use async_trait::async_trait;
 use galley_platform::{
-    ConfigSource, CredentialsFeed, HealthCheck, KeyOrigin, Metrics, SecretLayer, load_settings,
-    load_settings_layered,
+    ConfigSource, CredentialsFeed, HealthCheck, KeyOrigin, Metrics, SecretLayer, StoreBackend, StoreSettings,
+    load_settings, load_settings_layered,
 };
 use galley_vault::{
     LeaseHealth, LeasePaths, LeasedCredentials, RotationTimings, SecretsBackendKind, SecretsSection,
@@ -142,17 +142,16 @@ impl Secrets {
         self.credentials("bus", self.lease_paths.bus.as_deref()).await
     }
 
-    /// The store's credentials when `secrets.vault.leases.store` names a lease path. Not used yet:
-    /// the MongoDB adapter does not follow leased credentials (a configured path stops the start,
-    /// rather than being silently ignored).
-    pub fn check_store_lease(&self) -> anyhow::Result<()> {
-        match (&self.vault, &self.lease_paths.store) {
-            (Some(_), Some(path)) => anyhow::bail!(
-                "secrets.vault.leases.store = {path}: leased MongoDB credentials are not supported yet; \
-                 put the credentials in store.mongodb.uri (e.g. from Vault KV)"
-            ),
-            _ => Ok(()),
+    /// The store's credentials when `secrets.vault.leases.store` names a lease path (else MongoDB is
+    /// reached with whatever `store.mongodb.uri` carries), for `DocumentStore::open_with`. With the
+    /// embedded store a lease path stops the start before anything is leased: a SQLite file has no
+    /// users, and a lease taken only to be refused would leave a user behind until its TTL ends.
+    pub async fn store_credentials(&self, store: &StoreSettings) -> anyhow::Result<Option<CredentialsFeed>> {
+        if self.vault.is_some() && self.lease_paths.store.is_some() && store.backend == StoreBackend::Embedded
+        {
+            return Err(crate::embedded_store_lease_refused());
         }
+        self.credentials("store", self.lease_paths.store.as_deref()).await
     }
 
     async fn credentials(

@@ -1,4 +1,5 @@
-# recipes-api: its own and the shared static secrets, its cache credentials. Nothing else.
+# recipes-api: its own and the shared static secrets, its store (MongoDB) and cache credentials.
+# Nothing else.
 path "secret/data/galley/shared"      { capabilities = ["read"] }
 path "secret/data/galley/recipes-api" { capabilities = ["read"] }
 path "database/creds/galley-cache"    { capabilities = ["read"] }

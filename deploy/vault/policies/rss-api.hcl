@@ -1,4 +1,5 @@
-# rss-api: its own and the shared static secrets, the revocation list (cache) and bus credentials.
+# rss-api: its own and the shared static secrets, its store (MongoDB), revocation list (cache) and bus
+# credentials.
 path "secret/data/galley/shared"   { capabilities = ["read"] }
 path "secret/data/galley/rss-api"  { capabilities = ["read"] }
 path "database/creds/galley-cache" { capabilities = ["read"] }

@@ -1,4 +1,4 @@
-# rss-worker: its own and the shared static secrets, its store, cache and bus credentials (the cache:
+# rss-worker: its own and the shared static secrets, its store (MongoDB), cache and bus credentials (the cache:
 # storing entries invalidates rss-api's cached pages of entries).
 path "secret/data/galley/shared"     { capabilities = ["read"] }
 path "secret/data/galley/rss-worker" { capabilities = ["read"] }

@@ -85,8 +85,7 @@ impl Infrastructure {
         clock: Arc<dyn Clock>,
         secrets: &Secrets,
     ) -> anyhow::Result<Self> {
-        secrets.check_store_lease()?;
-        let store = DocumentStore::open(store).await?;
+        let store = DocumentStore::open_with(store, secrets.store_credentials(store).await?).await?;
         let credentials = secrets.cache_credentials().await?;
         let CacheAdapters { cache, revocations, attempts } =
             CacheAdapters::open_with(cache, Arc::clone(&clock), credentials).await?;

@@ -75,6 +75,42 @@ async fn a_bad_cookie_key_in_kv_stops_the_start_so_the_kv_value_is_the_one_used(
     secrets.close().await;
 }
 
+/// A store lease with the embedded store stops the start with one line, before anything is leased:
+/// the lease path exists on no engine here, so trying to lease it would fail with another error.
+#[tokio::test]
+async fn a_store_lease_with_the_embedded_store_stops_the_start_before_leasing() {
+    let bao = OpenBao::dev();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("db.sqlite");
+    bao.bao(&[
+        "kv",
+        "put",
+        "secret/galley/recipes-api",
+        "store.backend=embedded",
+        &format!("store.embedded.path={}", database.display()),
+        "http.bind=127.0.0.1:0",
+    ]);
+    vault_only_config(dir.path(), &bao.addr());
+    let config = dir.path().join("default.toml");
+    let mut text = std::fs::read_to_string(&config).expect("config file");
+    text.push_str("[secrets.vault.leases]\nstore = \"database/creds/galley-store\"\n");
+    std::fs::write(&config, text).expect("config file");
+    let source = ConfigSource { dir: dir.path().to_owned(), profile: String::new(), read_env: false };
+
+    let (settings, secrets) = recipes_api::app::load_settings(&source).await.expect("settings from Vault");
+    let clock = std::sync::Arc::new(galley_kernel::SystemClock);
+    let error = recipes_api::Application::build_with_secrets(settings, clock, &secrets)
+        .await
+        .err()
+        .map(|error| format!("{error:#}"))
+        .unwrap_or_default();
+    assert!(error.contains("secrets.vault.leases.store is set but store.backend = \"embedded\""), "{error}");
+    assert!(!error.contains("cannot lease"), "refused before leasing: {error}");
+    assert!(!error.contains('\n'), "one line: {error}");
+    assert!(!database.exists(), "no store was opened");
+    secrets.close().await;
+}
+
 #[test]
 fn vault_unreachable_at_start_up_exits_non_zero_with_one_clear_line() {
     let dir = tempfile::tempdir().expect("temp dir");

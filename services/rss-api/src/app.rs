@@ -152,7 +152,8 @@ impl Application {
     }
 
     /// As [`Application::build`], with the process's secrets session: leased credentials for the
-    /// bus and the revocation list when their lease paths are set, and the `secrets` readiness check.
+    /// store, the bus and the revocation list when their lease paths are set, and the `secrets`
+    /// readiness check.
     pub async fn build_with_secrets(
         settings: Settings,
         clock: Arc<dyn Clock>,
@@ -169,18 +170,20 @@ impl Application {
     ) -> anyhow::Result<Self> {
         settings.environment.check_cookie_key(settings.identity.cookie_key.as_ref())?;
         settings.environment.check_shared_revocations("rss-api", settings.cache.backend)?;
-        secrets.check_store_lease()?;
         let metrics = Metrics::from_settings(
             settings.telemetry.metrics,
             BuildInfo { service: "rss-api", version: env!("CARGO_PKG_VERSION") },
         );
         secrets.measure_leases_into(&metrics);
+        // First of the leases: a store lease the store cannot use stops the start before any is taken.
+        let store_credentials = secrets.store_credentials(&settings.store).await?;
         let bus = match bus {
             Some(bus) => bus,
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
-        let store = DocumentStore::open(&settings.store).await?.instrumented(&metrics);
+        let store =
+            DocumentStore::open_with(&settings.store, store_credentials).await?.instrumented(&metrics);
         let verifier = verifier(&settings.identity, Arc::clone(&clock))?;
         // The revocation list must be the issuer's (Redis, `cache.backend = "redis"`) for sign-outs to
         // take effect here at once; in memory, a signed-out token works here until it expires. The

@@ -102,8 +102,9 @@ impl Application {
         Self::assemble(settings, bus, &Secrets::none()).await
     }
 
-    /// As [`Application::build`], with the process's secrets session: leased bus credentials when
-    /// `secrets.vault.leases.bus` is set, and the `secrets` readiness check.
+    /// As [`Application::build`], with the process's secrets session: leased store, bus and cache
+    /// credentials when `secrets.vault.leases.{store,bus,cache}` are set, and the `secrets` readiness
+    /// check.
     pub async fn build_with_secrets(settings: Settings, secrets: &Secrets) -> anyhow::Result<Self> {
         Self::assemble(settings, None, secrets).await
     }
@@ -113,18 +114,20 @@ impl Application {
         bus: Option<Arc<dyn MessageBus>>,
         secrets: &Secrets,
     ) -> anyhow::Result<Self> {
-        secrets.check_store_lease()?;
         let metrics = Metrics::from_settings(
             settings.telemetry.metrics,
             BuildInfo { service: "rss-worker", version: env!("CARGO_PKG_VERSION") },
         );
         secrets.measure_leases_into(&metrics);
+        // First of the leases: a store lease the store cannot use stops the start before any is taken.
+        let store_credentials = secrets.store_credentials(&settings.store).await?;
         let bus = match bus {
             Some(bus) => bus,
             None => open_bus_with(&settings.bus, secrets.bus_credentials().await?).await?,
         };
         let bus = galley_wiring::telemetry::MeteredBus::wrap(bus, &metrics);
-        let store = DocumentStore::open(&settings.store).await?.instrumented(&metrics);
+        let store =
+            DocumentStore::open_with(&settings.store, store_credentials).await?.instrumented(&metrics);
         // Only a shared cache reaches rss-api; with an in-memory one, rss-api invalidates its pages of
         // entries itself when the job's reply arrives.
         let entries_cache = match settings.cache.backend {

@@ -41,25 +41,30 @@ impl UserDoc {
 /// Users; unique indexes on `username_key` and `email` decide duplicates, even under races.
 #[derive(Debug, Clone)]
 pub struct MongoUserRepository {
-    users: Collection<UserDoc>,
+    store: MongoStore,
 }
 
 impl MongoUserRepository {
     pub fn new(store: &MongoStore) -> Self {
-        Self { users: store.database().collection("users") }
+        Self { store: store.clone() }
+    }
+
+    /// `users` on the store's current client, taken per operation.
+    fn users(&self) -> Collection<UserDoc> {
+        self.store.collection("users")
     }
 
     /// Every unique field of `user` already held by someone else.
     async fn taken(&self, user: &User) -> Result<Vec<UniqueField>, StoreError> {
         let mut taken = Vec::new();
-        let username = self.users.count_documents(
+        let users = self.users();
+        let username = users.count_documents(
             doc! { "username_key": User::username_key(&user.username), "_id": { "$ne": user.id.as_str() } },
         );
         if username.await.map_err(translate)? > 0 {
             taken.push(UniqueField::Username);
         }
-        let email =
-            self.users.count_documents(doc! { "email": &user.email, "_id": { "$ne": user.id.as_str() } });
+        let email = users.count_documents(doc! { "email": &user.email, "_id": { "$ne": user.id.as_str() } });
         if email.await.map_err(translate)? > 0 {
             taken.push(UniqueField::Email);
         }
@@ -79,7 +84,7 @@ impl UserRepository for MongoUserRepository {
             password_hash: user.password_hash.clone(),
             created_us: micros(user.created_at),
         };
-        match self.users.insert_one(document).await {
+        match self.users().insert_one(document).await {
             Ok(_) => Ok(()),
             Err(error) if is_duplicate_key(&error) => {
                 let taken = self.taken(user).await?;
@@ -96,7 +101,7 @@ impl UserRepository for MongoUserRepository {
 
     async fn find_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
         let found = self
-            .users
+            .users()
             .find_one(doc! { "username_key": User::username_key(username) })
             .await
             .map_err(translate)?;
@@ -104,7 +109,7 @@ impl UserRepository for MongoUserRepository {
     }
 
     async fn find_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        self.users
+        self.users()
             .find_one(doc! { "_id": id.as_str() })
             .await
             .map_err(translate)?
@@ -113,7 +118,7 @@ impl UserRepository for MongoUserRepository {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        crate::store::ping(self.users.client()).await
+        self.store.ping().await
     }
 }
 
@@ -151,12 +156,17 @@ fn family_marker(family_id: &str) -> String {
 /// Refresh tokens; `consume` is one atomic `findOneAndUpdate` on `used: false`.
 #[derive(Debug, Clone)]
 pub struct MongoRefreshTokenStore {
-    tokens: Collection<RefreshDoc>,
+    store: MongoStore,
 }
 
 impl MongoRefreshTokenStore {
     pub fn new(store: &MongoStore) -> Self {
-        Self { tokens: store.database().collection("refresh_tokens") }
+        Self { store: store.clone() }
+    }
+
+    /// `refresh_tokens` on the store's current client, taken per operation.
+    fn tokens(&self) -> Collection<RefreshDoc> {
+        self.store.collection("refresh_tokens")
     }
 }
 
@@ -173,17 +183,17 @@ impl RefreshTokenStore for MongoRefreshTokenStore {
             used: false,
             revoked: false,
         };
-        self.tokens.insert_one(document).await.map_err(translate)?;
+        self.tokens().insert_one(document).await.map_err(translate)?;
         // A revoked family stays revoked. `revoke_family` writes its marker before it revokes the
         // family's tokens, so either that sweep saw this token, or the marker is visible now.
         if self
-            .tokens
+            .tokens()
             .find_one(doc! { "_id": family_marker(&record.family_id) })
             .await
             .map_err(translate)?
             .is_some()
         {
-            self.tokens
+            self.tokens()
                 .update_one(doc! { "_id": &record.token_hash }, doc! { "$set": { "revoked": true } })
                 .await
                 .map_err(translate)?;
@@ -194,7 +204,7 @@ impl RefreshTokenStore for MongoRefreshTokenStore {
     async fn consume(&self, token_hash: &str) -> Result<ConsumeOutcome, StoreError> {
         let options = FindOneAndUpdateOptions::builder().return_document(ReturnDocument::Before).build();
         let fresh = self
-            .tokens
+            .tokens()
             .find_one_and_update(
                 doc! { "_id": token_hash, "used": false, "revoked": false },
                 doc! { "$set": { "used": true } },
@@ -205,7 +215,7 @@ impl RefreshTokenStore for MongoRefreshTokenStore {
         if let Some(document) = fresh {
             return Ok(ConsumeOutcome::Fresh(document.record()?));
         }
-        Ok(match self.tokens.find_one(doc! { "_id": token_hash }).await.map_err(translate)? {
+        Ok(match self.tokens().find_one(doc! { "_id": token_hash }).await.map_err(translate)? {
             None => ConsumeOutcome::Unknown,
             Some(document) if document.revoked => ConsumeOutcome::Revoked,
             Some(document) if document.used => ConsumeOutcome::Reused(document.record()?),
@@ -229,12 +239,12 @@ impl RefreshTokenStore for MongoRefreshTokenStore {
             used: true,
             revoked: true,
         };
-        self.tokens
+        self.tokens()
             .replace_one(doc! { "_id": &marker.token_hash }, &marker)
             .upsert(true)
             .await
             .map_err(translate)?;
-        self.tokens
+        self.tokens()
             .update_many(doc! { "family_id": family_id }, doc! { "$set": { "revoked": true } })
             .await
             .map(|_| ())
@@ -254,12 +264,17 @@ struct KeyDoc {
 /// Signing keys shared by every replica of the issuer.
 #[derive(Debug, Clone)]
 pub struct MongoSigningKeyStore {
-    keys: Collection<KeyDoc>,
+    store: MongoStore,
 }
 
 impl MongoSigningKeyStore {
     pub fn new(store: &MongoStore) -> Self {
-        Self { keys: store.database().collection("signing_keys") }
+        Self { store: store.clone() }
+    }
+
+    /// `signing_keys` on the store's current client, taken per operation.
+    fn keys(&self) -> Collection<KeyDoc> {
+        self.store.collection("signing_keys")
     }
 }
 
@@ -267,7 +282,7 @@ impl MongoSigningKeyStore {
 impl SigningKeyStore for MongoSigningKeyStore {
     async fn load(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
         let options = FindOptions::builder().sort(doc! { "created_us": 1, "_id": 1 }).build();
-        let docs = find_all(&self.keys, doc! {}, options).await.map_err(translate)?;
+        let docs = find_all(&self.keys(), doc! {}, options).await.map_err(translate)?;
         docs.into_iter()
             .map(|key| {
                 Ok(StoredSigningKey {
@@ -290,11 +305,11 @@ impl SigningKeyStore for MongoSigningKeyStore {
             created_us: micros(key.created_at),
             retired_us: key.retired_at.map(micros),
         };
-        self.keys.insert_one(document).await.map(|_| ()).map_err(translate)
+        self.keys().insert_one(document).await.map(|_| ()).map_err(translate)
     }
 
     async fn retire(&self, kid: &str, at: chrono::DateTime<chrono::Utc>) -> Result<(), StoreError> {
-        self.keys
+        self.keys()
             .update_one(doc! { "_id": kid }, doc! { "$set": { "retired_us": micros(at) } })
             .await
             .map(|_| ())
@@ -302,11 +317,11 @@ impl SigningKeyStore for MongoSigningKeyStore {
     }
 
     async fn delete(&self, kid: &str) -> Result<(), StoreError> {
-        self.keys.delete_one(doc! { "_id": kid }).await.map(|_| ()).map_err(translate)
+        self.keys().delete_one(doc! { "_id": kid }).await.map(|_| ()).map_err(translate)
     }
 
     async fn replace_private_pem(&self, kid: &str, private_pem: &str) -> Result<(), StoreError> {
-        self.keys
+        self.keys()
             .update_one(doc! { "_id": kid }, doc! { "$set": { "private_pem": private_pem } })
             .await
             .map(|_| ())
@@ -332,12 +347,17 @@ struct ProviderSessionDoc {
 /// An external provider's per-sign-in records (`provider_sessions`), one document per access token.
 #[derive(Debug, Clone)]
 pub struct MongoProviderSessionStore {
-    sessions: Collection<ProviderSessionDoc>,
+    store: MongoStore,
 }
 
 impl MongoProviderSessionStore {
     pub fn new(store: &MongoStore) -> Self {
-        Self { sessions: store.database().collection("provider_sessions") }
+        Self { store: store.clone() }
+    }
+
+    /// `provider_sessions` on the store's current client, taken per operation.
+    fn sessions(&self) -> Collection<ProviderSessionDoc> {
+        self.store.collection("provider_sessions")
     }
 }
 
@@ -355,7 +375,7 @@ impl ProviderSessionStore for MongoProviderSessionStore {
             expires_us: micros(session.expires_at),
             expires_at: bson::DateTime::from_millis(session.expires_at.timestamp_millis()),
         };
-        self.sessions
+        self.sessions()
             .replace_one(doc! { "_id": &session.key }, document)
             .upsert(true)
             .await
@@ -367,7 +387,7 @@ impl ProviderSessionStore for MongoProviderSessionStore {
         // The TTL monitor runs about once a minute: expiry is checked here as well.
         let now = micros(chrono::Utc::now());
         let Some(document) = self
-            .sessions
+            .sessions()
             .find_one(doc! { "_id": key, "expires_us": { "$gte": now } })
             .await
             .map_err(translate)?
@@ -387,7 +407,7 @@ impl ProviderSessionStore for MongoProviderSessionStore {
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.sessions.delete_one(doc! { "_id": key }).await.map_err(translate)?;
+        self.sessions().delete_one(doc! { "_id": key }).await.map_err(translate)?;
         Ok(())
     }
 }

@@ -2,9 +2,14 @@
 //! per aggregate as in the original system.
 //!
 //! Module map:
-//! - [`store`]: `MongoStore` (client, database, indexes created at start-up) and error translation:
-//!   connection trouble and timeouts are "unavailable" (503), duplicate keys become the domain's
-//!   conflicts, anything else is "internal"; no driver type crosses a port.
+//! - [`store`]: `MongoStore` (the current client and database, indexes created at start-up;
+//!   `connect` with the URI's credentials, or `connect_following` a feed of leased credentials,
+//!   swapping in a new client per rotation) and error translation: connection trouble and timeouts
+//!   are "unavailable" (503), duplicate keys become the domain's conflicts, anything else is
+//!   "internal"; no driver type crosses a port.
+//!
+//! Every repository keeps the store, not a collection, and takes its collection per operation
+//! (`MongoStore::collection`), so operations started after a rotation run as the new user.
 //! - [`recipes`]: `MongoRecipeRepository` (collection `recipes`).
 //! - [`identity`]: users, refresh tokens, signing keys, provider sessions (`users`, `refresh_tokens`,
 //!   `signing_keys`, `provider_sessions`).

@@ -107,17 +107,22 @@ fn filter(query: &RecipeQuery) -> Document {
 
 #[derive(Debug, Clone)]
 pub struct MongoRecipeRepository {
-    recipes: Collection<RecipeDoc>,
+    store: MongoStore,
 }
 
 impl MongoRecipeRepository {
     pub fn new(store: &MongoStore) -> Self {
-        Self { recipes: store.database().collection("recipes") }
+        Self { store: store.clone() }
+    }
+
+    /// `recipes` on the store's current client, taken per operation.
+    fn recipes(&self) -> Collection<RecipeDoc> {
+        self.store.collection("recipes")
     }
 
     async fn missed_write(&self, id: RecipeId) -> Result<WriteOutcome, RepositoryError> {
         let exists =
-            self.recipes.count_documents(doc! { "_id": id.to_string() }).await.map_err(repository_error)?;
+            self.recipes().count_documents(doc! { "_id": id.to_string() }).await.map_err(repository_error)?;
         Ok(if exists > 0 { WriteOutcome::RevisionMismatch } else { WriteOutcome::NotFound })
     }
 }
@@ -125,11 +130,11 @@ impl MongoRecipeRepository {
 #[async_trait]
 impl RecipeRepository for MongoRecipeRepository {
     async fn insert(&self, recipe: &Recipe) -> Result<(), RepositoryError> {
-        self.recipes.insert_one(RecipeDoc::from_recipe(recipe)).await.map(|_| ()).map_err(repository_error)
+        self.recipes().insert_one(RecipeDoc::from_recipe(recipe)).await.map(|_| ()).map_err(repository_error)
     }
 
     async fn get(&self, id: RecipeId) -> Result<Option<Recipe>, RepositoryError> {
-        self.recipes
+        self.recipes()
             .find_one(doc! { "_id": id.to_string() })
             .await
             .map_err(repository_error)?
@@ -149,8 +154,8 @@ impl RecipeRepository for MongoRecipeRepository {
             .skip(query.page.offset())
             .limit(i64::from(query.page.limit()))
             .build();
-        let docs = find_all(&self.recipes, filter.clone(), options).await.map_err(repository_error)?;
-        let total = self.recipes.count_documents(filter).await.map_err(repository_error)?;
+        let docs = find_all(&self.recipes(), filter.clone(), options).await.map_err(repository_error)?;
+        let total = self.recipes().count_documents(filter).await.map_err(repository_error)?;
         let items = docs.into_iter().map(RecipeDoc::into_recipe).collect::<Result<_, _>>()?;
         Ok(Page { items, request: query.page, total })
     }
@@ -159,7 +164,7 @@ impl RecipeRepository for MongoRecipeRepository {
         let replacement = RecipeDoc::from_recipe(recipe);
         let expected = i64::try_from(expected.get()).unwrap_or(i64::MAX);
         let result = self
-            .recipes
+            .recipes()
             .replace_one(doc! { "_id": recipe.id.to_string(), "revision": expected }, replacement)
             .await
             .map_err(repository_error)?;
@@ -172,7 +177,7 @@ impl RecipeRepository for MongoRecipeRepository {
     async fn delete(&self, id: RecipeId, expected: Revision) -> Result<WriteOutcome, RepositoryError> {
         let expected = i64::try_from(expected.get()).unwrap_or(i64::MAX);
         let result = self
-            .recipes
+            .recipes()
             .delete_one(doc! { "_id": id.to_string(), "revision": expected })
             .await
             .map_err(repository_error)?;
@@ -183,11 +188,11 @@ impl RecipeRepository for MongoRecipeRepository {
     }
 
     async fn count(&self) -> Result<u64, RepositoryError> {
-        self.recipes.count_documents(doc! {}).await.map_err(repository_error)
+        self.recipes().count_documents(doc! {}).await.map_err(repository_error)
     }
 
     async fn ping(&self) -> Result<(), RepositoryError> {
-        crate::store::ping(self.recipes.client()).await.map_err(from_store)
+        self.store.ping().await.map_err(from_store)
     }
 }
 

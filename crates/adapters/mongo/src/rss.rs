@@ -59,12 +59,17 @@ impl JobDoc {
 
 #[derive(Debug, Clone)]
 pub struct MongoJobRepository {
-    jobs: Collection<JobDoc>,
+    store: MongoStore,
 }
 
 impl MongoJobRepository {
     pub fn new(store: &MongoStore) -> Self {
-        Self { jobs: store.database().collection("rss_jobs") }
+        Self { store: store.clone() }
+    }
+
+    /// `rss_jobs` on the store's current client, taken per operation.
+    fn jobs(&self) -> Collection<JobDoc> {
+        self.store.collection("rss_jobs")
     }
 }
 
@@ -85,11 +90,11 @@ impl JobRepository for MongoJobRepository {
             updated_us: micros(job.updated_at),
             finished_us: None,
         };
-        match self.jobs.insert_one(document).await {
+        match self.jobs().insert_one(document).await {
             Ok(_) => Ok(InsertJob::Created),
             Err(error) if is_duplicate_key(&error) && idempotency_key.is_some() => {
                 let existing = self
-                    .jobs
+                    .jobs()
                     .find_one(doc! { "requested_by": job.requested_by.as_str(), "idempotency_key": idempotency_key })
                     .await
                     .map_err(translate)?
@@ -101,7 +106,7 @@ impl JobRepository for MongoJobRepository {
     }
 
     async fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        self.jobs
+        self.jobs()
             .find_one(doc! { "_id": id.to_string() })
             .await
             .map_err(translate)?
@@ -110,13 +115,13 @@ impl JobRepository for MongoJobRepository {
     }
 
     async fn delete(&self, id: JobId) -> Result<(), StoreError> {
-        self.jobs.delete_one(doc! { "_id": id.to_string() }).await.map(|_| ()).map_err(translate)
+        self.jobs().delete_one(doc! { "_id": id.to_string() }).await.map(|_| ()).map_err(translate)
     }
 
     async fn start_attempt(&self, id: JobId, now: DateTime<Utc>) -> Result<Option<Job>, StoreError> {
         let options = FindOneAndUpdateOptions::builder().return_document(ReturnDocument::After).build();
         let started = self
-            .jobs
+            .jobs()
             .find_one_and_update(
                 doc! { "_id": id.to_string(), "status": { "$in": NOT_FINAL.to_vec() } },
                 doc! { "$set": { "status": "fetching", "updated_us": micros(now) }, "$inc": { "attempts": 1 } },
@@ -131,7 +136,7 @@ impl JobRepository for MongoJobRepository {
     }
 
     async fn requeue(&self, id: JobId, error: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.jobs
+        self.jobs()
             .update_one(
                 doc! { "_id": id.to_string(), "status": { "$in": NOT_FINAL.to_vec() } },
                 doc! { "$set": { "status": "queued", "error": error, "updated_us": micros(now) } },
@@ -147,7 +152,7 @@ impl JobRepository for MongoJobRepository {
         outcome: &JobOutcome,
         now: DateTime<Utc>,
     ) -> Result<Option<Job>, StoreError> {
-        self.jobs
+        self.jobs()
             .update_one(
                 doc! { "_id": id.to_string(), "status": { "$in": NOT_FINAL.to_vec() } },
                 doc! { "$set": {
@@ -173,7 +178,7 @@ impl JobRepository for MongoJobRepository {
         let options =
             FindOptions::builder().sort(doc! { "updated_us": 1, "_id": 1 }).limit(i64::from(limit)).build();
         let filter = doc! { "status": status.as_str(), "updated_us": { "$lt": micros(before) } };
-        let docs = find_all(&self.jobs, filter, options).await.map_err(translate)?;
+        let docs = find_all(&self.jobs(), filter, options).await.map_err(translate)?;
         docs.into_iter().map(JobDoc::into_job).collect()
     }
 
@@ -185,7 +190,7 @@ impl JobRepository for MongoJobRepository {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let claimed = self
-            .jobs
+            .jobs()
             .update_one(
                 doc! { "_id": id.to_string(), "status": status.as_str(), "updated_us": micros(seen) },
                 doc! { "$set": { "updated_us": micros(now) } },
@@ -196,7 +201,7 @@ impl JobRepository for MongoJobRepository {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        crate::store::ping(self.jobs.client()).await
+        self.store.ping().await
     }
 }
 
@@ -232,12 +237,17 @@ impl EntryDoc {
 
 #[derive(Debug, Clone)]
 pub struct MongoEntryRepository {
-    entries: Collection<EntryDoc>,
+    store: MongoStore,
 }
 
 impl MongoEntryRepository {
     pub fn new(store: &MongoStore) -> Self {
-        Self { entries: store.database().collection("rss_entries") }
+        Self { store: store.clone() }
+    }
+
+    /// `rss_entries` on the store's current client, taken per operation.
+    fn entries(&self) -> Collection<EntryDoc> {
+        self.store.collection("rss_entries")
     }
 }
 
@@ -263,13 +273,13 @@ impl EntryRepository for MongoEntryRepository {
             });
             // Unordered: entries already stored fail with duplicate keys while the others go in.
             let options = InsertManyOptions::builder().ordered(false).build();
-            if let Err(error) = self.entries.insert_many(documents).with_options(options).await
+            if let Err(error) = self.entries().insert_many(documents).with_options(options).await
                 && !is_duplicate_key(&error)
             {
                 return Err(translate(error));
             }
         }
-        let inserted = self.entries.count_documents(doc! { "job_id": &job_id }).await.map_err(translate)?;
+        let inserted = self.entries().count_documents(doc! { "job_id": &job_id }).await.map_err(translate)?;
         let total = u64::try_from(entries.len()).unwrap_or(u64::MAX);
         Ok((inserted, total.saturating_sub(inserted)))
     }
@@ -284,8 +294,8 @@ impl EntryRepository for MongoEntryRepository {
             .skip(query.page.offset())
             .limit(i64::from(query.page.limit()))
             .build();
-        let docs = find_all(&self.entries, filter.clone(), options).await.map_err(translate)?;
-        let total = self.entries.count_documents(filter).await.map_err(translate)?;
+        let docs = find_all(&self.entries(), filter.clone(), options).await.map_err(translate)?;
+        let total = self.entries().count_documents(filter).await.map_err(translate)?;
         let items = docs.into_iter().map(EntryDoc::into_entry).collect::<Result<_, _>>()?;
         Ok(Page { items, request: query.page, total })
     }
@@ -304,19 +314,24 @@ struct FeedDoc {
 
 #[derive(Debug, Clone)]
 pub struct MongoFeedStateRepository {
-    feeds: Collection<FeedDoc>,
+    store: MongoStore,
 }
 
 impl MongoFeedStateRepository {
     pub fn new(store: &MongoStore) -> Self {
-        Self { feeds: store.database().collection("rss_feeds") }
+        Self { store: store.clone() }
+    }
+
+    /// `rss_feeds` on the store's current client, taken per operation.
+    fn feeds(&self) -> Collection<FeedDoc> {
+        self.store.collection("rss_feeds")
     }
 }
 
 #[async_trait]
 impl FeedStateRepository for MongoFeedStateRepository {
     async fn get(&self, url: &FeedUrl) -> Result<Option<FeedState>, StoreError> {
-        let Some(feed) = self.feeds.find_one(doc! { "_id": url.as_str() }).await.map_err(translate)? else {
+        let Some(feed) = self.feeds().find_one(doc! { "_id": url.as_str() }).await.map_err(translate)? else {
             return Ok(None);
         };
         Ok(Some(FeedState {
@@ -344,7 +359,7 @@ impl FeedStateRepository for MongoFeedStateRepository {
             "last_error": mongodb::bson::Bson::Null, "last_fetched_us": micros(now),
         } };
         let options = UpdateOptions::builder().upsert(true).build();
-        self.feeds
+        self.feeds()
             .update_one(doc! { "_id": url.as_str() }, update)
             .with_options(options)
             .await
@@ -359,7 +374,7 @@ impl FeedStateRepository for MongoFeedStateRepository {
             "$setOnInsert": { "etag": mongodb::bson::Bson::Null, "last_modified": mongodb::bson::Bson::Null },
         };
         let options = UpdateOptions::builder().upsert(true).build();
-        self.feeds
+        self.feeds()
             .update_one(doc! { "_id": url.as_str() }, update)
             .with_options(options)
             .await

@@ -1,6 +1,7 @@
 //! A measuring decorator around the [`SecretsBackend`] that keeps leased credentials alive:
 //! `galley_vault_lease_renewals_total{lease, result}` and `galley_vault_lease_issues_total{lease,
-//! result}` (`success`, `failure`). `lease` names the dependency (`cache`, `bus`), never a lease id.
+//! result}` (`success`, `failure`). `lease` names the dependency (`store`, `cache`, `bus`), never a
+//! lease id.
 //!
 //! A failed renewal is what the `GalleyVaultLeaseFailures` alert watches: the service keeps working on
 //! its current credentials until their lease ends, so the failure is only visible here and in
