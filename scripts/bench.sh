@@ -205,8 +205,14 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"username":"bench","password":"correct horse!"}'
 LUA
-signin="$(wrk -t1 -c"$cores" -d"${duration}s" -s "$work/signin.lua" "$base/auth/signin" | awk '/Requests\/sec/ {print $2}')"
+# Sign-in throughput: with one connection per core a hashing slot idles while its request does the
+# rest of its work (signing, store writes, the round trip); with two per core the pool stays busy,
+# which is the throughput the goal is about. Both are printed.
+signin_at() { wrk -t1 -c"$1" -d"${duration}s" -s "$work/signin.lua" "$base/auth/signin" | awk '/Requests\/sec/ {print $2}'; }
+signin="$(signin_at "$cores")"
+signin_saturated="$(signin_at $((2 * cores)))"
 raw="$("$ceiling_bin" argon2 "$duration" "$cores")"
 echo
 echo "budgets: idle RSS $((rss_kb / 1024)) MiB (budget 30), ready in ${ready_ms} ms on a warm data dir (budget 300; includes process start and polling every 50 ms)"
-awk -v a="$signin" -v b="$raw" -v c="$cores" 'BEGIN {printf "sign-in: %.1f/s with %d connections vs raw Argon2id %.1f/s on %d threads: %.0f%% (goal: within 10%%)\n", a, c, b, c, 100 * a / b}'
+awk -v a="$signin" -v s="$signin_saturated" -v b="$raw" -v c="$cores" 'BEGIN {
+  printf "sign-in: %.1f/s with %d connections, %.1f/s with %d, vs raw Argon2id %.1f/s on %d threads: %.0f%% / %.0f%% (goal: within 10%%, i.e. >= 90%%)\n", a, c, s, 2 * c, b, c, 100 * a / b, 100 * s / b }'

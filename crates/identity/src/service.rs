@@ -13,8 +13,10 @@
 //! window ends. Because the charge comes first, `n` concurrent guesses against a budget of `k` check at
 //! most `k` passwords. A success resets the username and pair budgets, refunds its charge to the client
 //! budget (signing in is not an attack) and remembers the client. An attempt that never checked a
-//! password (hasher overloaded, store down) is refunded. If the tracker cannot be reached, sign-in is
-//! refused (`Unavailable`) rather than run unprotected.
+//! password (hasher overloaded, store down) is refunded, and so is one abandoned before its verdict
+//! (the client went away or the request timed out, dropping the sign-in): no verdict reached anyone,
+//! and otherwise every dropped connection would count as a wrong guess until the window ends. If the
+//! tracker cannot be reached, sign-in is refused (`Unavailable`) rather than run unprotected.
 //!
 //! Authentication: a token is accepted when its signature and claims verify and neither its id (`jti`)
 //! nor its session (`sid`) is on the revocation list.
@@ -146,7 +148,12 @@ impl AuthService {
             return Err(IdentityError::LockedOut { retry_after: retry_after.max(Duration::from_secs(1)) });
         }
 
-        match self.provider.sign_in(credentials, client).await {
+        let charged: Vec<String> = budgets.into_iter().map(|budget| budget.key).collect();
+        let pending = RefundIfAbandoned { attempts: Arc::clone(&self.attempts), charged };
+        let verdict = self.provider.sign_in(credentials, client).await;
+        // From here on the outcome is known: it settles the charge, whatever happens to this future.
+        let charged = pending.settle();
+        match verdict {
             Ok(tokens) => {
                 self.after_success(&keys).await;
                 Ok(tokens)
@@ -155,7 +162,6 @@ impl AuthService {
             Err(IdentityError::InvalidCredentials) => Err(IdentityError::InvalidCredentials),
             Err(other) => {
                 // No password was judged: give the attempt back.
-                let charged: Vec<String> = budgets.into_iter().map(|budget| budget.key).collect();
                 if let Err(error) = self.attempts.release(&charged).await {
                     tracing::warn!(%error, "could not refund a sign-in attempt");
                 }
@@ -240,6 +246,42 @@ impl Authenticator for TokenAuthenticator {
             }
         }
         Ok(principal)
+    }
+}
+
+/// A sign-in's charge while its verdict is pending. Dropped unsettled — the sign-in future was
+/// dropped at the provider call, because the client disconnected or the request timed out — it
+/// refunds the charge on the runtime, since `Drop` cannot wait for the tracker.
+struct RefundIfAbandoned {
+    attempts: Arc<dyn AttemptTracker>,
+    charged: Vec<String>,
+}
+
+impl RefundIfAbandoned {
+    /// The verdict is in: the caller settles the charge; hands back its keys.
+    fn settle(mut self) -> Vec<String> {
+        std::mem::take(&mut self.charged)
+    }
+}
+
+impl Drop for RefundIfAbandoned {
+    fn drop(&mut self) {
+        if self.charged.is_empty() {
+            return;
+        }
+        let (attempts, charged) = (Arc::clone(&self.attempts), std::mem::take(&mut self.charged));
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = attempts.release(&charged).await {
+                        tracing::warn!(%error, "could not refund an abandoned sign-in attempt");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!("an abandoned sign-in attempt stays charged: no runtime to refund it on")
+            }
+        }
     }
 }
 
@@ -388,6 +430,59 @@ mod tests {
             .returning(|_, _| Err(IdentityError::Overloaded { retry_after: Duration::from_secs(1) }));
         let result = service(provider, attempts).sign_in(&credentials(), CLIENT).await;
         assert!(matches!(result, Err(IdentityError::Overloaded { .. })));
+    }
+
+    /// A provider whose sign-in never answers (a hash stuck behind a slow queue, say).
+    #[derive(Debug)]
+    struct StalledProvider;
+
+    #[async_trait]
+    impl IdentityProvider for StalledProvider {
+        async fn sign_up(&self, _: SignUp) -> Result<Profile, IdentityError> {
+            unimplemented!("not called")
+        }
+        async fn sign_in(&self, _: &Credentials, _: Option<IpAddr>) -> Result<TokenSet, IdentityError> {
+            std::future::pending().await
+        }
+        async fn refresh(&self, _: &str) -> Result<TokenSet, IdentityError> {
+            unimplemented!("not called")
+        }
+        async fn sign_out(&self, _: &Principal) -> Result<(), IdentityError> {
+            unimplemented!("not called")
+        }
+        async fn profile(&self, _: &Principal) -> Result<Profile, IdentityError> {
+            unimplemented!("not called")
+        }
+    }
+
+    /// The client hung up (or the request timed out) before the verdict: the charge is given back,
+    /// so dropped connections do not lock a user out as if they were wrong guesses.
+    #[tokio::test]
+    async fn an_attempt_abandoned_before_its_verdict_is_refunded() {
+        let mut attempts = tracker(Reservation::Granted);
+        let (refunded, refund) = tokio::sync::oneshot::channel::<Vec<String>>();
+        let refunded = std::sync::Mutex::new(Some(refunded));
+        attempts.expect_release().times(1).returning(move |keys| {
+            if let Some(sender) = refunded.lock().expect("lock").take() {
+                let _ = sender.send(keys.to_vec());
+            }
+            Ok(())
+        });
+        let service = AuthService::new(
+            Arc::new(StalledProvider),
+            Arc::new(MockTokenVerifier::new()),
+            Arc::new(MockRevocationList::new()),
+            Arc::new(attempts),
+            Arc::new(SystemClock),
+            LockoutPolicy::default(),
+        );
+        let credentials = credentials();
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(50), service.sign_in(&credentials, CLIENT));
+        assert!(abandoned.await.is_err(), "the sign-in was still waiting for its verdict");
+        let keys =
+            tokio::time::timeout(Duration::from_secs(5), refund).await.expect("refunded").expect("keys");
+        assert_eq!(keys, [CLIENT_KEY, PAIR_KEY, USER_KEY]);
     }
 
     #[tokio::test]
