@@ -23,7 +23,7 @@ use galley_test_support::feeds::FixtureServer;
 use galley_test_support::rabbitmq::{QueuePrefix, shared_broker_url};
 use galley_test_support::redis::PrefixCleanup;
 use serde_json::{Value, json};
-use support::{SHARED_REDIS, Service, free_port};
+use support::{Distributed, SHARED_REDIS, free_port, rabbitmq_environment};
 
 const ROUNDS: usize = 10;
 const ENTRIES: usize = 1000;
@@ -69,31 +69,14 @@ async fn distributed(client: &reqwest::Client, feeds: &FixtureServer) -> Timings
     let redis = PrefixCleanup::fresh(SHARED_REDIS);
     let queues = QueuePrefix::fresh(&shared_broker_url(), &["rss.fetch.requested", "rss.fetch.completed"]);
     let (recipes_port, rss_port, worker_port) = (free_port(), free_port(), free_port());
-    let environment: Vec<(String, String)> = [
-        ("GALLEY_CONFIG_DIR", data.path().join("no-config").display().to_string()),
+    let extra = [
         ("GALLEY__STORE__EMBEDDED__PATH", data.path().join("galley.db").display().to_string()),
-        ("GALLEY__CACHE__BACKEND", "redis".into()),
-        ("GALLEY__CACHE__REDIS__URL", SHARED_REDIS.into()),
-        ("GALLEY__CACHE__REDIS__PREFIX", redis.prefix.clone()),
-        ("GALLEY__BUS__BACKEND", "rabbitmq".into()),
-        ("GALLEY__BUS__RABBITMQ__URL", queues.url.clone()),
-        ("GALLEY__BUS__RABBITMQ__PREFIX", queues.prefix.clone()),
-        ("GALLEY__IDENTITY__ISSUER", format!("http://127.0.0.1:{recipes_port}/")),
-        ("GALLEY__IDENTITY__COOKIE_KEY", "Z2FsbGV5LWJlbmNoLWNvb2tpZS1rZXktMzItYnl0ZXMtbG9uZy0hIQ==".into()),
-        ("GALLEY__FETCH__ALLOW_PRIVATE_HOSTS", "127.0.0.1/32".into()),
-        ("GALLEY__LIMITS__ENABLED", "false".into()),
-        ("GALLEY__RECIPES__SEED_SAMPLES", "false".into()),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_owned(), value))
-    .collect();
-    // The issuer first: rss-api reads its discovery document when it verifies a token.
-    let mut recipes = Service::spawn("recipes-api", recipes_port, &environment);
-    recipes.ready(client).await;
-    let mut rss = Service::spawn("rss-api", rss_port, &environment);
-    let mut worker = Service::spawn("rss-worker", worker_port, &environment);
-    rss.ready(client).await;
-    worker.ready(client).await;
+        ("GALLEY__LIMITS__ENABLED", "false".to_owned()),
+    ];
+    let issuer = format!("http://127.0.0.1:{recipes_port}/");
+    let environment = rabbitmq_environment(data.path(), &extra, &redis.prefix, &queues, &issuer);
+    let Distributed { recipes, rss, worker } =
+        Distributed::start(client, (recipes_port, rss_port, worker_port), &environment).await;
     let token = galley_test_support::accounts::signed_in_token(client, &recipes.base, "bench").await;
     let timings = measure(client, &rss.base, &token, feeds, "distributed").await;
     for service in [worker, rss, recipes] {

@@ -18,36 +18,7 @@ use galley_test_support::rabbitmq::{QueuePrefix, shared_broker_url};
 use galley_test_support::redis::PrefixCleanup;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{SHARED_REDIS, Service, free_port, json_of};
-
-/// The environment every process shares: hermetic (no config files), one store, Redis, RabbitMQ.
-fn shared_environment(
-    data_dir: &Path,
-    store: &[(&str, String)],
-    redis_prefix: &str,
-    queues: &QueuePrefix,
-    issuer: &str,
-) -> Vec<(String, String)> {
-    let mut environment: Vec<(String, String)> = vec![
-        ("GALLEY_CONFIG_DIR".into(), data_dir.join("no-config").display().to_string()),
-        ("GALLEY__CACHE__BACKEND".into(), "redis".into()),
-        ("GALLEY__CACHE__REDIS__URL".into(), SHARED_REDIS.into()),
-        ("GALLEY__CACHE__REDIS__PREFIX".into(), redis_prefix.into()),
-        ("GALLEY__BUS__BACKEND".into(), "rabbitmq".into()),
-        ("GALLEY__BUS__RABBITMQ__URL".into(), queues.url.clone()),
-        ("GALLEY__BUS__RABBITMQ__PREFIX".into(), queues.prefix.clone()),
-        ("GALLEY__IDENTITY__ISSUER".into(), issuer.into()),
-        // One cookie key for every process, as a secret store would hand out.
-        (
-            "GALLEY__IDENTITY__COOKIE_KEY".into(),
-            "Z2FsbGV5LXRlc3QtY29va2llLWtleS0zMi1ieXRlcy1sb25nLSEhIQ==".into(),
-        ),
-        ("GALLEY__FETCH__ALLOW_PRIVATE_HOSTS".into(), "127.0.0.1/32".into()),
-        ("GALLEY__RECIPES__SEED_SAMPLES".into(), "false".into()),
-    ];
-    environment.extend(store.iter().map(|(key, value)| ((*key).to_owned(), value.clone())));
-    environment
-}
+use support::{Distributed, SHARED_REDIS, free_port, json_of, rabbitmq_environment};
 
 #[tokio::test]
 async fn three_processes_on_redis_rabbitmq_and_a_shared_store_serve_every_flow() {
@@ -80,15 +51,10 @@ async fn run_flows(data_dir: &Path, store: &[(&str, String)]) {
     let client = reqwest::Client::builder().no_proxy().build().expect("client");
     let (recipes_port, rss_port, worker_port) = (free_port(), free_port(), free_port());
     let issuer = format!("http://127.0.0.1:{recipes_port}/");
-    let environment = shared_environment(data_dir, store, &redis.prefix, &queues, &issuer);
+    let environment = rabbitmq_environment(data_dir, store, &redis.prefix, &queues, &issuer);
 
-    // The issuer first: rss-api reads its discovery document when it verifies a token.
-    let mut recipes = Service::spawn("recipes-api", recipes_port, &environment);
-    recipes.ready(&client).await;
-    let mut rss = Service::spawn("rss-api", rss_port, &environment);
-    let mut worker = Service::spawn("rss-worker", worker_port, &environment);
-    rss.ready(&client).await;
-    worker.ready(&client).await;
+    let Distributed { recipes, rss, worker } =
+        Distributed::start(&client, (recipes_port, rss_port, worker_port), &environment).await;
 
     // Accounts, on recipes-api.
     let signup = json!({"email": "alice@example.com", "username": "alice", "password": PASSWORD});

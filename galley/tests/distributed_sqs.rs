@@ -15,7 +15,7 @@ use galley_test_support::moto::{ACCESS_KEY_ID, MotoServer, REGION, SECRET_ACCESS
 use galley_test_support::redis::PrefixCleanup;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{SHARED_REDIS, Service, free_port, json_of};
+use support::{Distributed, SHARED_REDIS, free_port, json_of};
 
 #[tokio::test]
 async fn three_processes_on_redis_sqs_and_a_shared_store_fetch_feeds_and_honour_sign_out() {
@@ -47,13 +47,8 @@ async fn three_processes_on_redis_sqs_and_a_shared_store_fetch_feeds_and_honour_
     .map(|(key, value)| (key.to_owned(), value))
     .collect();
 
-    // The issuer first: rss-api reads its discovery document when it verifies a token.
-    let mut recipes = Service::spawn("recipes-api", recipes_port, &environment);
-    recipes.ready(&client).await;
-    let mut rss = Service::spawn("rss-api", rss_port, &environment);
-    let mut worker = Service::spawn("rss-worker", worker_port, &environment);
-    rss.ready(&client).await;
-    worker.ready(&client).await;
+    let Distributed { recipes, rss, worker } =
+        Distributed::start(&client, (recipes_port, rss_port, worker_port), &environment).await;
 
     let signup = json!({"email": "alice@example.com", "username": "alice", "password": PASSWORD});
     let created =

@@ -65,12 +65,9 @@ impl SealedSigningKeyStore {
     }
 
     async fn seal(&self, kid: &str, pem: &str) -> Result<String, StoreError> {
-        let sealed = self
-            .envelope
-            .seal(pem.as_bytes(), &Self::context(kid))
+        seal_envelope(&*self.envelope, &Self::context(kid), pem)
             .await
-            .map_err(|error| self.failure("cannot be sealed", kid, error))?;
-        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+            .map_err(|error| self.failure("cannot be sealed", kid, error))
     }
 
     /// The PEM of a stored envelope, opened by the current wrapping key or, failing that, by the
@@ -117,6 +114,16 @@ impl SealedSigningKeyStore {
             )),
         }
     }
+}
+
+/// `plaintext` sealed under `context`, in the stored form (`sealed:` + base64url of the envelope).
+async fn seal_envelope(
+    envelope: &dyn SecretEnvelope,
+    context: &SecretContext,
+    plaintext: &str,
+) -> Result<String, EnvelopeError> {
+    let sealed = envelope.seal(plaintext.as_bytes(), context).await?;
+    Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
 }
 
 /// The text sealed in `stored` (`sealed:` + base64url of an envelope) under `context`.
@@ -223,12 +230,9 @@ impl EnvelopeSealer {
 #[async_trait]
 impl SecretSealer for EnvelopeSealer {
     async fn seal(&self, plaintext: &str) -> Result<String, IdentityError> {
-        let sealed = self
-            .envelope
-            .seal(plaintext.as_bytes(), &self.context)
+        seal_envelope(&*self.envelope, &self.context, plaintext)
             .await
-            .map_err(|error| self.failure("cannot be sealed", error))?;
-        Ok(format!("{SEALED_PREFIX}{}", URL_SAFE_NO_PAD.encode(sealed)))
+            .map_err(|error| self.failure("cannot be sealed", error))
     }
 
     async fn open(&self, sealed: &str) -> Result<String, IdentityError> {

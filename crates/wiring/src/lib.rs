@@ -383,19 +383,33 @@ mod tests {
         assert!(store.health.check().await.is_err(), "a closed store is not ready");
     }
 
-    #[tokio::test]
-    async fn an_unreachable_mongodb_fails_start_up_with_a_readable_reason() {
-        // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
-        let settings = StoreSettings {
+    /// MongoDB at `uri`, giving up quickly (port 9 on loopback: nothing listens, refused at once).
+    fn mongodb_at(uri: &str) -> StoreSettings {
+        StoreSettings {
             backend: StoreBackend::Mongodb,
             mongodb: galley_platform::MongoDbSettings {
-                uri: "mongodb://127.0.0.1:9/?directConnection=true".into(),
+                uri: uri.into(),
                 timeout: std::time::Duration::from_millis(300),
                 ..Default::default()
             },
             ..StoreSettings::default()
-        };
-        let error = DocumentStore::open(&settings).await.err().map(|e| format!("{e:#}")).unwrap_or_default();
+        }
+    }
+
+    /// Why opening the store failed, with its causes on one line (empty if it opened).
+    async fn open_error(settings: &StoreSettings, credentials: Option<CredentialsFeed>) -> String {
+        DocumentStore::open_with(settings, credentials)
+            .await
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_mongodb_fails_start_up_with_a_readable_reason() {
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+        let settings = mongodb_at("mongodb://127.0.0.1:9/?directConnection=true");
+        let error = open_error(&settings, None).await;
         assert!(error.contains("connecting to MongoDB (database galley"), "{error}");
     }
 
@@ -414,11 +428,7 @@ mod tests {
             ..StoreSettings::default()
         };
         let (_publish, feed) = leased("v-galley-store");
-        let error = DocumentStore::open_with(&settings, Some(feed))
-            .await
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
+        let error = open_error(&settings, Some(feed)).await;
         assert!(
             error.contains("secrets.vault.leases.store is set but store.backend = \"embedded\""),
             "{error}"
@@ -429,21 +439,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_mongodb_uri_with_credentials_and_a_store_lease_is_refused() {
-        let settings = StoreSettings {
-            backend: StoreBackend::Mongodb,
-            mongodb: galley_platform::MongoDbSettings {
-                uri: "mongodb://galley:static@127.0.0.1:9/?directConnection=true".into(),
-                timeout: std::time::Duration::from_millis(300),
-                ..Default::default()
-            },
-            ..StoreSettings::default()
-        };
+        let settings = mongodb_at("mongodb://galley:static@127.0.0.1:9/?directConnection=true");
         let (_publish, feed) = leased("v-galley-store");
-        let error = DocumentStore::open_with(&settings, Some(feed))
-            .await
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
+        let error = open_error(&settings, Some(feed)).await;
         assert!(error.contains("as the leased user"), "{error}");
         assert!(error.contains("remove the user and password from the URI"), "{error}");
         assert!(!error.contains("static"), "no password in the message: {error}");
@@ -451,21 +449,9 @@ mod tests {
 
     #[tokio::test]
     async fn an_unreachable_mongodb_with_a_lease_fails_start_up_with_a_readable_reason() {
-        let settings = StoreSettings {
-            backend: StoreBackend::Mongodb,
-            mongodb: galley_platform::MongoDbSettings {
-                uri: "mongodb://127.0.0.1:9/?directConnection=true".into(),
-                timeout: std::time::Duration::from_millis(300),
-                ..Default::default()
-            },
-            ..StoreSettings::default()
-        };
+        let settings = mongodb_at("mongodb://127.0.0.1:9/?directConnection=true");
         let (_publish, feed) = leased("v-galley-store");
-        let error = DocumentStore::open_with(&settings, Some(feed))
-            .await
-            .err()
-            .map(|e| format!("{e:#}"))
-            .unwrap_or_default();
+        let error = open_error(&settings, Some(feed)).await;
         assert!(error.contains("connecting to MongoDB as the leased user (database galley"), "{error}");
     }
 }

@@ -144,6 +144,62 @@ pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
 /// The pre-started Redis the distributed tests share (each under its own key prefix).
 pub const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
+/// The environment every process of a distributed run on RabbitMQ shares: hermetic (no config
+/// files), Redis under `redis_prefix`, the broker queues of `queues`, one issuer and cookie key, and
+/// `extra` (the store, for one).
+pub fn rabbitmq_environment(
+    data_dir: &std::path::Path,
+    extra: &[(&str, String)],
+    redis_prefix: &str,
+    queues: &galley_test_support::rabbitmq::QueuePrefix,
+    issuer: &str,
+) -> Vec<(String, String)> {
+    let mut environment: Vec<(String, String)> = vec![
+        ("GALLEY_CONFIG_DIR".into(), data_dir.join("no-config").display().to_string()),
+        ("GALLEY__CACHE__BACKEND".into(), "redis".into()),
+        ("GALLEY__CACHE__REDIS__URL".into(), SHARED_REDIS.into()),
+        ("GALLEY__CACHE__REDIS__PREFIX".into(), redis_prefix.into()),
+        ("GALLEY__BUS__BACKEND".into(), "rabbitmq".into()),
+        ("GALLEY__BUS__RABBITMQ__URL".into(), queues.url.clone()),
+        ("GALLEY__BUS__RABBITMQ__PREFIX".into(), queues.prefix.clone()),
+        ("GALLEY__IDENTITY__ISSUER".into(), issuer.into()),
+        // One cookie key for every process, as a secret store would hand out.
+        (
+            "GALLEY__IDENTITY__COOKIE_KEY".into(),
+            "Z2FsbGV5LXRlc3QtY29va2llLWtleS0zMi1ieXRlcy1sb25nLSEhIQ==".into(),
+        ),
+        ("GALLEY__FETCH__ALLOW_PRIVATE_HOSTS".into(), "127.0.0.1/32".into()),
+        ("GALLEY__RECIPES__SEED_SAMPLES".into(), "false".into()),
+    ];
+    environment.extend(extra.iter().map(|(key, value)| ((*key).to_owned(), value.clone())));
+    environment
+}
+
+/// The three services of a distributed run, as `galley run` processes.
+pub struct Distributed {
+    pub recipes: Service,
+    pub rss: Service,
+    pub worker: Service,
+}
+
+impl Distributed {
+    /// Starts recipes-api, rss-api and rss-worker on `ports` with `environment`, and waits until
+    /// each is ready. The issuer first: rss-api reads its discovery document to verify a token.
+    pub async fn start(
+        client: &reqwest::Client,
+        (recipes_port, rss_port, worker_port): (u16, u16, u16),
+        environment: &[(String, String)],
+    ) -> Self {
+        let mut recipes = Service::spawn("recipes-api", recipes_port, environment);
+        recipes.ready(client).await;
+        let mut rss = Service::spawn("rss-api", rss_port, environment);
+        let mut worker = Service::spawn("rss-worker", worker_port, environment);
+        rss.ready(client).await;
+        worker.ready(client).await;
+        Self { recipes, rss, worker }
+    }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0)).and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
 }

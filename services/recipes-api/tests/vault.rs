@@ -19,13 +19,8 @@ fn vault_only_config(dir: &Path, addr: &str) -> ConfigSource {
     ConfigSource { dir: dir.to_owned(), profile: String::new(), read_env: false }
 }
 
-#[tokio::test]
-async fn a_service_configured_only_with_vault_gets_its_cookie_key_and_store_from_kv() {
-    let bao = OpenBao::dev();
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database = dir.path().join("from-vault.db");
-    let cookie_key = base64::engine::general_purpose::STANDARD.encode([42u8; 64]);
-    bao.bao(&["kv", "put", "secret/galley/shared", &format!("identity.cookie_key={cookie_key}")]);
+/// recipes-api's own KV path: the embedded store at `database`, any free port.
+fn put_recipes_store(bao: &OpenBao, database: &Path) {
     bao.bao(&[
         "kv",
         "put",
@@ -34,6 +29,16 @@ async fn a_service_configured_only_with_vault_gets_its_cookie_key_and_store_from
         &format!("store.embedded.path={}", database.display()),
         "http.bind=127.0.0.1:0",
     ]);
+}
+
+#[tokio::test]
+async fn a_service_configured_only_with_vault_gets_its_cookie_key_and_store_from_kv() {
+    let bao = OpenBao::dev();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database = dir.path().join("from-vault.db");
+    let cookie_key = base64::engine::general_purpose::STANDARD.encode([42u8; 64]);
+    bao.bao(&["kv", "put", "secret/galley/shared", &format!("identity.cookie_key={cookie_key}")]);
+    put_recipes_store(&bao, &database);
     // Another service's secrets are not read.
     bao.bao(&["kv", "put", "secret/galley/rss-api", "http.bind=127.0.0.1:1"]);
     let source = vault_only_config(dir.path(), &bao.addr());
@@ -82,14 +87,7 @@ async fn a_store_lease_with_the_embedded_store_stops_the_start_before_leasing() 
     let bao = OpenBao::dev();
     let dir = tempfile::tempdir().expect("temp dir");
     let database = dir.path().join("db.sqlite");
-    bao.bao(&[
-        "kv",
-        "put",
-        "secret/galley/recipes-api",
-        "store.backend=embedded",
-        &format!("store.embedded.path={}", database.display()),
-        "http.bind=127.0.0.1:0",
-    ]);
+    put_recipes_store(&bao, &database);
     vault_only_config(dir.path(), &bao.addr());
     let config = dir.path().join("default.toml");
     let mut text = std::fs::read_to_string(&config).expect("config file");
